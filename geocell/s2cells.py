@@ -145,13 +145,14 @@ def build_s2(
     from .s2 import s2_cell_id_to_token, s2_cell_ids
 
     if point_admin1 is None:
-        from .assign import assign_admin1
+        from .cells import admin1_of_points
 
-        point_admin1 = assign_admin1(lat, lon, max_distance_km=np.inf)
+        point_admin1 = admin1_of_points(lat, lon)
     if admin1_country is None:
-        from .boundaries import admin1_country_map
+        from .boundaries import load_admin1
 
-        admin1_country = admin1_country_map()
+        table = load_admin1()
+        admin1_country = dict(zip(table["adm1_code"].astype(str), table["adm0_a3"].astype(str)))
     leaf = np.asarray(s2_cell_ids(lat, lon, max_level), dtype=np.uint64).reshape(-1)
     out: list[CellSet] = []
     for tau in taus:

@@ -23,7 +23,7 @@ import pandas as pd
 from .errors import InputFileError, TableError
 from .validate import check_latlon
 
-__all__ = ["PointTable", "read_points", "read_table", "write_table", "atomic_write", "LAT_NAMES", "LON_NAMES"]
+__all__ = ["table_format", "PointTable", "read_points", "read_table", "write_table", "atomic_write", "LAT_NAMES", "LON_NAMES"]
 
 #: Column names recognised as latitude / longitude (case-insensitive), in order of preference.
 LAT_NAMES: tuple[str, ...] = ("lat", "latitude")
@@ -33,7 +33,8 @@ _PARQUET_SUFFIXES = (".parquet", ".pq", ".geoparquet")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 
 
-def _kind(path: Path) -> str:
+def table_format(path: Path) -> str:
+    """'csv' or 'parquet' from a file name; TableError for anything else."""
     name = path.name.lower()
     if name.endswith(_PARQUET_SUFFIXES):
         return "parquet"
@@ -53,7 +54,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         TableError: unknown format, empty file, or a file with a header but no rows.
     """
     path = Path(path)
-    kind = _kind(path)
+    kind = table_format(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     try:
@@ -126,7 +127,7 @@ def read_points(path: str | os.PathLike) -> PointTable:
     """
     path = Path(path)
     frame = read_table(path)
-    csv = _kind(path) == "csv"
+    csv = table_format(path) == "csv"
 
     def row_name(i: int) -> str:
         return f"row {i} (line {i + 2})" if csv else f"row {i}"
@@ -154,6 +155,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -164,7 +168,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a DataFrame as CSV or Parquet (chosen by the file name), atomically."""
     path = Path(path)
-    kind = _kind(path)
+    kind = table_format(path)
 
     name = path.name.lower()
 
