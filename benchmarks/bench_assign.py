@@ -10,7 +10,8 @@ Seeded point sets:
     land off a coastline and need the nearest-polygon fallback;
   * ``uniform_sphere``: area-uniform on the whole sphere (~70% sea).
 
-Measured (median of ``--repeat`` runs after a warm-up, the index already built):
+Measured (median of ``--repeat`` runs after a warm-up, the index already built; the runs of
+the methods alternate, so changes in machine load hit them alike):
   * ``Assigner.assign`` (country AND admin-1 in one pass; 25 km fallback), and the same with
     ``max_distance_km=0`` (point-in-polygon only, what sjoin computes);
   * the baseline: ``geopandas.sjoin(points, admin1, predicate="within")`` (gives admin-1 and,
@@ -82,13 +83,21 @@ def geonames_jittered(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 # ----------------------------------------------------------------------------------- timing
 def median_time(fn, repeat: int) -> tuple[float, list[float]]:
-    fn()  # warm-up (lazy structures, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    return interleaved({"fn": fn}, repeat)["fn"]
+
+
+def interleaved(fns: dict, repeat: int) -> dict[str, tuple[float, list[float]]]:
+    """Median wall time of each function; the runs alternate between the functions so that
+    a change in machine load affects all of them alike. One warm-up call each first."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(t), t) for name, t in times.items()}
 
 
 def _proc_kib(field: str) -> int | None:
@@ -155,7 +164,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="points per set compared with sjoin")
     parser.add_argument("--n-large", type=int, default=1_000_000, help="points for the budget case")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -184,12 +193,14 @@ def main(argv=None) -> dict:
     for name, (lat, lon) in sets.items():
         n = len(lat)
         points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
-        t_ours, times_ours = median_time(lambda: assigner.assign(lat, lon), args.repeat)
-        t_pip, times_pip = median_time(lambda: assigner.assign(lat, lon, max_distance_km=0), args.repeat)
-        t_sj1, times_sj1 = median_time(
-            lambda: gpd.sjoin(points, layer1, predicate="within", how="left"), args.repeat)
-        t_sj0, times_sj0 = median_time(
-            lambda: gpd.sjoin(points, layer0, predicate="within", how="left"), args.repeat)
+        timed = interleaved({
+            "ours": lambda: assigner.assign(lat, lon),
+            "pip": lambda: assigner.assign(lat, lon, max_distance_km=0),
+            "sjoin1": lambda: gpd.sjoin(points, layer1, predicate="within", how="left"),
+            "sjoin0": lambda: gpd.sjoin(points, layer0, predicate="within", how="left"),
+        }, args.repeat)
+        (t_ours, times_ours), (t_pip, times_pip) = timed["ours"], timed["pip"]
+        (t_sj1, times_sj1), (t_sj0, times_sj0) = timed["sjoin1"], timed["sjoin0"]
         ours = assigner.assign(lat, lon)
         pip = assigner.assign(lat, lon, max_distance_km=0)
         joined = gpd.sjoin(points, layer1, predicate="within", how="left")

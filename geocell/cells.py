@@ -411,28 +411,17 @@ def cellset_from_points(
 def admin1_of_points(lat: np.ndarray, lon: np.ndarray, admin1=None) -> np.ndarray:
     """adm1_code of every point with no distance limit, for cell membership.
 
-    Points on land or within ``MAX_SEARCH_KM`` of it get their (nearest) unit from
-    :func:`geocell.assign.assign_admin1`; points farther out at sea get the unit whose
-    representative point is nearest. Never returns an empty code.
+    Points on land get their unit; points off the coast or far at sea get the nearest unit
+    (great-circle km, :func:`geocell.assign.assign_admin1` with the largest search radius).
+    Never returns an empty code.
 
     Args:
         lat, lon: ``(N,)`` degrees.
         admin1: admin-1 GeoDataFrame (the shipped layer when None).
     """
-    import shapely
-
     from .assign import MAX_SEARCH_KM, assign_admin1
-    from .boundaries import load_admin1
 
-    codes = np.asarray(assign_admin1(lat, lon, max_distance_km=MAX_SEARCH_KM,
-                                     boundaries=admin1)).astype(object)
-    far = codes == ""
-    if far.any():
-        from scipy.spatial import cKDTree
-
-        table = load_admin1() if admin1 is None else admin1
-        reps = shapely.point_on_surface(np.asarray(table.geometry.values, dtype=object))
-        tree = cKDTree(latlon_to_xyz(shapely.get_y(reps), shapely.get_x(reps)))
-        _, nearest = tree.query(latlon_to_xyz(lat[far], lon[far]))
-        codes[far] = table["adm1_code"].astype(str).to_numpy()[nearest]
-    return codes.astype(str)
+    codes = np.asarray(assign_admin1(lat, lon, max_distance_km=MAX_SEARCH_KM, boundaries=admin1)).astype(str)
+    if (codes == "").any():  # cannot happen with a non-empty layer; guard the invariant anyway
+        raise CellSetError("some points found no admin-1 unit at any distance; is the boundary layer empty?")
+    return codes

@@ -17,7 +17,7 @@ Example:
     >>> round(haversine(48.86, 2.35, *spherical_geometric_median(lat, lon)))  # km from Paris
     1
     >>> round(haversine(48.86, 2.35, *spherical_mean(lat, lon)))  # Tokyo drags the mean away
-    1494
+    1542
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def colour_histogram_features(
         >>> img = np.zeros((1, 2, 2, 3), np.uint8); img[..., 0] = 255      # pure red
         >>> f = colour_histogram_features(img, bins=2, joint_bins=2)
         >>> f.round(2).tolist()
-        [[0.0, 0.17, 0.17, 0.0, 0.17, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0]]
+        [[0.0, 0.17, 0.17, 0.0, 0.17, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0]]
     """
     images = images if isinstance(images, np.ndarray) else np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
