@@ -84,9 +84,10 @@ def test_every_task_trains_evaluates_and_predicts(tiny, tmp_path, task, capsys):
     frame = pd.read_csv(dump)
     assert len(frame) == 12 and {"true_lat", "pred_lat", "error_km", "pred_country"} <= set(frame.columns)
     image = tiny.parent / "img" / "0_0.png"
+    capsys.readouterr()
     assert cli.main(["predict", str(image), "--checkpoint", str(run / "best.pt"), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.split("\n", 0)[0][capsys.readouterr().out.find("{"):] or "{}") if False else None
-    del result
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == task and len(result["images"]) == 1
 
 
 def test_predict_json_output(tiny, tmp_path, capsys):

@@ -159,13 +159,18 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
         true_cell = objective.cells.assign(split.lat[kept], split.lon[kept])
     has_proba = proba.size > 0 and np.isfinite(proba).all()
     pred_country = countries[proba.argmax(axis=1)] if has_proba else np.full(kept.size, "", dtype=object)
+    pred_lat = np.concatenate(lat_out).astype(np.float64) if lat_out else np.zeros(0)
+    pred_lon = np.concatenate(lon_out).astype(np.float64) if lon_out else np.zeros(0)
     if not has_proba:  # latlon / distance only: the country of the guessed point
         from geocell.assign import assign_country
 
-        pred_country = assign_country(np.concatenate(lat_out), np.concatenate(lon_out))
+        pred_country = assign_country(pred_lat, pred_lon)
+    no_location = ~np.isfinite(pred_lat)
+    if no_location.any():  # a country-only model: guess the centre of the predicted country
+        pred_lat[no_location], pred_lon[no_location] = objective.country_location(np.asarray(pred_country)[no_location])
     return Predictions(
         name=name, true_lat=split.lat[kept], true_lon=split.lon[kept],
-        pred_lat=np.concatenate(lat_out).astype(np.float64), pred_lon=np.concatenate(lon_out).astype(np.float64),
+        pred_lat=pred_lat, pred_lon=pred_lon,
         true_country=split.country[kept], pred_country=np.asarray(pred_country).astype(str),
         country_vocab=countries if has_proba else None, country_proba=proba if has_proba else None,
         true_admin1=split.admin1[kept], true_cell=true_cell,
@@ -266,6 +271,9 @@ def fit(
     if ctx.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
+        # sparse hierarchy buffers are built identically on every rank and DDP cannot broadcast them
+        sparse = [name for name, buf in model.named_buffers() if buf.is_sparse]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse)
         model = DistributedDataParallel(model, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None)
 
     history: list[dict[str, Any]] = []

@@ -272,7 +272,7 @@ def plot_world_map(preds: Any, path: str | Path, max_lines: int = 500, seed: int
     ax.add_collection(lines)
     size = 6.0 if n <= 2000 else 2.0
     ax.scatter(true_lon, true_lat, s=size, c="black", linewidths=0, label="true", zorder=3)
-    ax.scatter(pred_lon, pred_lat, s=size * 1.5, c="tab:red", marker="x", linewidths=0.6, label="guess", zorder=4)
+    ax.scatter(pred_lon, pred_lat, s=size * 1.5, c="tab:red", marker="x", linewidths=0.8, label="guess", zorder=6)
     bar = fig.colorbar(lines, ax=ax, fraction=0.025, pad=0.02)
     bar.set_label("error (km)")
     ax.set_xlim(-180, 180)

@@ -38,11 +38,17 @@ def predict_images(checkpoint: str | os.PathLike, paths: Sequence[str], k: int =
     mean, std = _normaliser(model, "cpu")
     x = (torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() - mean) / std
     pred = model.predict(x, k=k)
+    lat, lon = pred.lat.double().numpy(), pred.lon.double().numpy()
+    method = pred.location_method
+    if not np.isfinite(lat).all() and pred.country is not None:  # a country-only model
+        top = np.asarray([labels[0] for labels in pred.country.labels])
+        lat, lon = objective.country_location(top)
+        method = "country centre"
     dataset = dict(ckpt.get("dataset") or {})
     out: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": dataset, "task": config.task, "images": []}
     for i, path in enumerate(paths):
-        item: dict[str, Any] = {"image": str(path), "lat": round(float(pred.lat[i]), 5),
-                                "lon": round(float(pred.lon[i]), 5), "location_method": pred.location_method}
+        item: dict[str, Any] = {"image": str(path), "lat": round(float(lat[i]), 5),
+                                "lon": round(float(lon[i]), 5), "location_method": method}
         for key in ("country", "admin1", "cell"):
             top = getattr(pred, key)
             if top is not None:

@@ -201,6 +201,15 @@ def _distance_task(preds: Predictions, n: int) -> tuple[Optional[float], Optiona
 def _country_metrics(preds: Predictions, true: np.ndarray, pred: np.ndarray, known: np.ndarray):
     if not known.any():
         return None
+    import warnings
+
+    with warnings.catch_warnings():
+        # predicting a country absent from the split is normal; sklearn warns about it every time
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return _country_metrics_inner(preds, true, pred, known)
+
+
+def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarray, known: np.ndarray):
     if preds.country_proba is not None:
         vocab = np.asarray(preds.country_vocab).astype(str)
         proba = np.asarray(preds.country_proba, dtype=np.float64)

@@ -103,14 +103,15 @@ def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells) -> d
     from .baselines import constant_baseline, knn_colour_baseline, nearest_cell_bound
 
     out = {"constant (geometric median)": constant_baseline(
-        train.lat, train.lon, train.country, test.lat, test.lon, test.country, test.admin1)}
+        train.lat, train.lon, train.country, test.lat, test.lon, test.country, test.admin1, train_admin1=train.admin1)}
     train_images, train_kept = _images_of(train, config)
     test_images, test_kept = _images_of(test, config)
     out["kNN colour histograms"] = knn_colour_baseline(
         train_images, train.lat[train_kept], train.lon[train_kept], train.country[train_kept],
-        test_images, test.lat[test_kept], test.lon[test_kept], test.country[test_kept])
+        test_images, test.lat[test_kept], test.lon[test_kept], test.country[test_kept],
+        train_admin1=train.admin1[train_kept], test_admin1=test.admin1[test_kept])
     if cells is not None:
-        out["nearest-cell bound"] = nearest_cell_bound(cells, test.lat, test.lon, test.country)
+        out["nearest-cell bound"] = nearest_cell_bound(cells, test.lat, test.lon, test.country, test.admin1)
     return out
 
 
@@ -139,7 +140,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         f"(loaded in {time.perf_counter() - start:.1f} s)")
     countries = tuple(sorted(set(train.country.tolist()) - {""}))
     cells = _build_cells(config, train, run_dir, log) if "region" in config.heads else None
-    anchors = country_anchors(train.lat, train.lon, train.country) if "distance" in config.heads else None
+    anchors = country_anchors(train.lat, train.lon, train.country)
     objective = Objective(config, countries, cells=cells, anchors=anchors)
     extra = {"dataset": info.as_dict()}
     result = fit(config, objective, train, val, run_dir, extra, ctx=ctx, log=log)

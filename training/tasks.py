@@ -66,7 +66,8 @@ class Objective:
         config: the run's configuration (task, tau, clip, loss weights).
         countries: the country vocabulary (sorted ``adm0_a3`` of the training split).
         cells: the CellSet of the region task, or the cell state of a checkpoint (dict).
-        anchors: anchors of the distance task.
+        anchors: one anchor per training country (the distance task's anchors, and the
+            location guess of a country-only model).
     """
 
     def __init__(self, config: TrainConfig, countries: tuple[str, ...], cells: Any = None,
@@ -79,8 +80,8 @@ class Objective:
         self.anchors = anchors
         if "region" in self.tasks and cells is None:
             raise ValueError("the region task needs cells")
-        if "distance" in self.tasks and anchors is None:
-            raise ValueError("the distance task needs anchors")
+        if anchors is None:
+            raise ValueError("the objective needs the country anchors (country_anchors of the training split)")
         self._losses: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ cells as plain data
@@ -124,6 +125,15 @@ class Objective:
             a = ckpt["anchors"]
             anchors = Anchors(a["lat"].numpy(), a["lon"].numpy(), tuple(a["labels"]))
         return cls(config, tuple(ckpt["vocab"]["country"]), cells=ckpt.get("cells"), anchors=anchors)
+
+    def country_location(self, country: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Location guesses for predicted countries: the centre of each country's training points
+        (NaN for a country without an anchor)."""
+        index = {c: i for i, c in enumerate(self.anchors.labels)}
+        rows = np.array([index.get(c, -1) for c in np.asarray(country).tolist()], dtype=np.int64)
+        lat = np.where(rows >= 0, self.anchors.lat[rows], np.nan)
+        lon = np.where(rows >= 0, self.anchors.lon[rows], np.nan)
+        return lat, lon
 
     @property
     def cell_lat(self) -> np.ndarray:
