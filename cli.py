@@ -192,6 +192,154 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_cells_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("cells", help="build, inspect and plot geocells (semantic or S2)")
+    sub = p.add_subparsers(dest="cells_command", metavar="ACTION")
+    sub.required = True
+    b = sub.add_parser("build", help="build cells from a CSV/Parquet of training points",
+                       description="Semantic cells follow admin-1 borders (merge small, split large); S2 cells "
+                                   "subdivide cells above --tau-max and drop those below --tau-min.")
+    b.add_argument("--points", type=Path, required=True, help="CSV/Parquet with lat/lon columns")
+    b.add_argument("--kind", choices=["semantic", "s2"], default="semantic")
+    b.add_argument("--min-samples", type=int, default=50, help="semantic: fewest points per cell")
+    b.add_argument("--max-samples", type=int, default=1000, help="semantic: most points per cell (>= 2 x min)")
+    b.add_argument("--tau-min", type=int, default=50, help="s2: drop cells with fewer points")
+    b.add_argument("--tau-max", type=int, nargs="+", default=[5000, 2000, 1000],
+                   help="s2: split cells with more points; one partition per value (files OUT, OUT-1, ...)")
+    b.add_argument("--min-level", type=int, default=2)
+    b.add_argument("--max-level", type=int, default=13)
+    b.add_argument("--out", type=Path, required=True, help="output GeoParquet")
+    b.set_defaults(func=_cmd_cells_build)
+    i = sub.add_parser("info", help="print a cell file's summary")
+    i.add_argument("cells", type=Path)
+    i.set_defaults(func=_cmd_cells_info)
+    m = sub.add_parser("plot", help="world map of the cells, coloured by cell, with points on top")
+    m.add_argument("cells", type=Path)
+    m.add_argument("--points", type=Path, default=None, help="optional CSV/Parquet of points to draw")
+    m.add_argument("--out", type=Path, required=True, help="PNG file")
+    m.set_defaults(func=_cmd_cells_plot)
+
+
+def _format_cells_summary(summary: dict) -> str:
+    top = ", ".join(f"{c} {n}" for c, n in list(summary["cells_per_country"].items())[:8])
+    return (f"{summary['cells']} {summary['kind']} cells from {summary['samples']:,} points in {summary['countries']} countries\n"
+            f"samples per cell: min {summary['samples_per_cell_min']}, median {summary['samples_per_cell_median']:.0f}, "
+            f"max {summary['samples_per_cell_max']}\ncells per country (top): {top}\n"
+            f"parameters: {summary['params']}\nhash: {summary['hash']}")
+
+
+def _cmd_cells_build(args: argparse.Namespace) -> int:
+    from geocell.tables import read_points
+
+    points = read_points(args.points)
+    start = time.perf_counter()
+    if args.kind == "semantic":
+        from geocell.semantic import build_semantic
+
+        built = [build_semantic(points.lat, points.lon, args.min_samples, args.max_samples)]
+    else:
+        from geocell.s2cells import build_s2
+
+        built = build_s2(points.lat, points.lon, args.tau_min, args.tau_max, args.min_level, args.max_level)
+    seconds = time.perf_counter() - start
+    for n, cells in enumerate(built):
+        out = args.out if n == 0 else args.out.with_name(f"{args.out.stem}-{n}{args.out.suffix}")
+        cells.save(out)
+        print(_format_cells_summary(cells.summary()))
+        print(f"wrote {out}\n")
+    print(f"built in {seconds:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_cells_info(args: argparse.Namespace) -> int:
+    from geocell.cells import CellSet
+
+    print(_format_cells_summary(CellSet.load(args.cells).summary()))
+    return EXIT_OK
+
+
+def _cmd_cells_plot(args: argparse.Namespace) -> int:
+    from geocell.cells import CellSet
+    from geocell.plot import plot_cells
+
+    points = None
+    if args.points is not None:
+        from geocell.tables import read_points
+
+        table = read_points(args.points)
+        points = (table.lat, table.lon)
+    out = plot_cells(CellSet.load(args.cells), args.out, points=points)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="prepare data sets: bluemarble-v1, cleaning, splits, pre-resizing")
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    sub.required = True
+    b = sub.add_parser("bluemarble", help="build (or check) the bundled bluemarble-v1 data set in the cache")
+    b.add_argument("--imagery", default="bmng", help="comma-separated maps: bmng, shadedrelief")
+    b.add_argument("--rebuild", action="store_true")
+    b.set_defaults(func=_cmd_data_bluemarble)
+    c = sub.add_parser("clean", help="drop bad coordinates, duplicates and dark/flat/blurry/unreadable images")
+    c.add_argument("manifest", type=Path)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--steps", default="coordinates,duplicates,images")
+    c.set_defaults(func=_cmd_data_clean)
+    s = sub.add_parser("split", help="write a reproducible train/val/test split (random or spatially disjoint)")
+    s.add_argument("manifest", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--method", choices=["random", "spatial"], default="spatial")
+    s.add_argument("--buffer-km", type=float, default=363.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_data_split)
+    r = sub.add_parser("resize", help="pre-resize a data set once (shorter side N px) into a cache folder")
+    r.add_argument("manifest", type=Path)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--short-side", type=int, default=256)
+    r.set_defaults(func=_cmd_data_resize)
+
+
+def _cmd_data_bluemarble(args: argparse.Namespace) -> int:
+    from training.bluemarble import prepare_bluemarble
+
+    info = prepare_bluemarble(imagery=tuple(x.strip() for x in args.imagery.split(",") if x.strip()),
+                              rebuild=args.rebuild)
+    print(f"{info.get('name', 'bluemarble-v1')} at {info['path']}")
+    for key, value in info.get("sha256", {}).items():
+        print(f"  {key:<8}{value}")
+    return EXIT_OK
+
+
+def _cmd_data_clean(args: argparse.Namespace) -> int:
+    from training.hygiene import clean_manifest
+    from training.samples import format_reports
+
+    table, sha = clean_manifest(args.manifest, args.out, steps=tuple(x.strip() for x in args.steps.split(",")))
+    print(format_reports(table.reports))
+    print(f"wrote {len(table)} rows to {args.out} (sha256 {sha})")
+    return EXIT_OK
+
+
+def _cmd_data_split(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from training.splits import split_manifest
+
+    split, sha = split_manifest(args.manifest, args.out, method=args.method, buffer_km=args.buffer_km, seed=args.seed)
+    names, counts = np.unique(split, return_counts=True)
+    print(", ".join(f"{n} {c}" for n, c in zip(names, counts)) + f"; wrote {args.out} (sha256 {sha})")
+    return EXIT_OK
+
+
+def _cmd_data_resize(args: argparse.Namespace) -> int:
+    from training.resize import preresize_manifest
+
+    table, sha = preresize_manifest(args.manifest, args.out, short_side=args.short_side)
+    print(f"resized {len(table)} images into {args.out} (manifest sha256 {sha})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cli.py",
@@ -206,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_predict_parser(subparsers)
+    _add_cells_parser(subparsers)
+    _add_data_parser(subparsers)
     return parser
 
 

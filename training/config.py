@@ -41,7 +41,7 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None  # a local state-dict file for the backbone
     image_size: int = 64
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 64
     lr: float = 2e-3
     backbone_lr_mult: float = 0.2

@@ -62,16 +62,16 @@ def setup_distributed() -> DistContext:
 
 
 def choose_precision(config: TrainConfig, device: str) -> str:
-    """``"bf16"`` or ``"fp32"``. ``auto`` picks bf16 on a CUDA GPU that supports it and on a CPU
-    with AVX-512 (measured about 2x there for EfficientNet; see benchmarks), else fp32."""
+    """``"bf16"`` or ``"fp32"``. ``auto`` picks bf16 on a CUDA GPU that supports it and fp32 on
+    a CPU: on these AVX-512 CPUs bf16 autocast made EfficientNet-Lite0 training at 64 px slower,
+    not faster (``benchmarks/bench_fit.py`` measures both in one run)."""
     import torch
 
     if config.precision != "auto":
         return config.precision
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    capability = torch.backends.cpu.get_cpu_capability()
-    return "bf16" if capability.startswith("AVX512") or "AMX" in capability else "fp32"
+    return "fp32"
 
 
 def build_model(config: TrainConfig, objective: Objective, pretrained: Optional[bool] = None):
@@ -316,7 +316,7 @@ def fit(
         order = rng.permutation(len(train))[ctx.rank::ctx.world_size][:shard]
         epoch_start, loss_sum, parts_sum, batches = time.perf_counter(), 0.0, {}, 0
         bar = tqdm(total=len(order), unit="img", desc=f"epoch {epoch}/{config.epochs}",
-                   disable=config.quiet or not ctx.is_main, leave=False)
+                   disable=True if config.quiet or not ctx.is_main else None, leave=False)
         optimizer.zero_grad(set_to_none=True)
         for micro, (images, idx) in enumerate(iterate_batches(train, order, config.batch_size, config.image_size,
                                                              config.on_bad_image, bad_log)):
