@@ -175,9 +175,20 @@ def haversine_matrix(
         if arr.ndim != 1:
             raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
     xyz_a, xyz_b = latlon_to_xyz(lat_a, lon_a), latlon_to_xyz(lat_b, lon_b)
-    half_chord = xp.clip(_chord_matrix(xyz_a, xyz_b) * 0.5, 0.0, 1.0)
-    dist = (2.0 * radius_km) * xp.asin(half_chord)
-    near_antipode = half_chord > _NEAR_ANTIPODE_HALF_CHORD
+    chord = _chord_matrix(xyz_a, xyz_b)
+    if is_torch_array(chord) and not chord.requires_grad:
+        # no autograd to keep: work in place on the fresh (N, K) buffer (fewer passes over memory)
+        half_chord = chord.mul_(0.5).clamp_(max=1.0)
+        near_antipode = half_chord > _NEAR_ANTIPODE_HALF_CHORD
+        dist = half_chord.asin_().mul_(2.0 * radius_km)
+    elif not is_torch_array(chord):
+        half_chord = np.clip(np.multiply(chord, 0.5, out=chord), 0.0, 1.0, out=chord)
+        near_antipode = half_chord > _NEAR_ANTIPODE_HALF_CHORD
+        dist = np.multiply(np.arcsin(half_chord, out=half_chord), 2.0 * radius_km, out=half_chord)
+    else:
+        half_chord = xp.clip(chord * 0.5, 0.0, 1.0)
+        near_antipode = half_chord > _NEAR_ANTIPODE_HALF_CHORD
+        dist = (2.0 * radius_km) * xp.asin(half_chord)
     if bool(xp.any(near_antipode)):
         if is_torch_array(near_antipode):
             rows, cols = near_antipode.nonzero(as_tuple=True)
