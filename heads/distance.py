@@ -66,7 +66,7 @@ class DistanceHead(Head):
         anchor_lon: Any,
         clip_km: float = DEFAULT_CLIP_KM,
         embed_dim: int = 64,
-        hidden: int = 128,
+        hidden: int = 64,
         anchor_labels: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__(in_features)

@@ -125,7 +125,7 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
     model.eval()
     mean, std = _normaliser(model, device)
     countries = np.asarray(objective.countries)
-    lat_out, lon_out, proba_out, cell_out, dist_out, kept_out = [], [], [], [], [], []
+    lat_out, lon_out, proba_out, cell_out, dist_out, kept_out, admin1_out = [], [], [], [], [], [], []
     autocast = torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
                               enabled=precision == "bf16")
     with torch.no_grad():
@@ -142,6 +142,8 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
             proba_out.append(_country_proba(outputs, objective, countries))
             if "region" in outputs:
                 cell_out.append(outputs["region"].logits.argmax(dim=1).cpu().numpy())
+            if pred.admin1 is not None and pred.admin1.labels is not None:
+                admin1_out.extend(labels[0] for labels in pred.admin1.labels)
             if "distance" in outputs:
                 dist_out.append(outputs["distance"].distance_km.float().cpu().numpy())
             kept_out.append(idx)
@@ -173,7 +175,8 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
         pred_lat=pred_lat, pred_lon=pred_lon,
         true_country=split.country[kept], pred_country=np.asarray(pred_country).astype(str),
         country_vocab=countries if has_proba else None, country_proba=proba if has_proba else None,
-        true_admin1=split.admin1[kept], true_cell=true_cell,
+        true_admin1=split.admin1[kept], pred_admin1=np.asarray(admin1_out, dtype=str) if admin1_out else None,
+        true_cell=true_cell,
         pred_cell=np.concatenate(cell_out) if cell_out else None,
         true_distance_km=true_dist, pred_distance_km=pred_dist, ids=split.ids[kept],
     )
