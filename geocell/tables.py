@@ -166,10 +166,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a DataFrame as CSV or Parquet (chosen by the file name), atomically."""
+    """Write a DataFrame as CSV (``,``; ``.tsv``: tab; ``.gz``: gzip) or Parquet, atomically.
+
+    The same frame always gives the same bytes: ``\\n`` line ends and a zero gzip timestamp, so
+    a manifest's sha256 identifies its content.
+    """
     path = Path(path)
     kind = table_format(path)
-
     name = path.name.lower()
 
     def write(tmp: Path) -> None:
@@ -180,7 +183,8 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
                 tmp,
                 index=False,
                 sep="\t" if name.endswith(".tsv") else ",",
-                compression="gzip" if name.endswith(".gz") else None,
+                lineterminator="\n",
+                compression={"method": "gzip", "mtime": 0} if name.endswith(".gz") else None,
             )
 
     return atomic_write(path, write)

@@ -236,30 +236,15 @@ def write_manifest(table: SampleTable, path: str | os.PathLike, *, report: bool 
     Returns:
         The sha256 of the written manifest.
     """
-    from geocell.tables import table_format  # the one place that decides CSV vs Parquet by file name
+    from geocell.tables import table_format, write_table
 
     path = Path(path)
-    kind = table_format(path)
     frame = table.frame.drop(columns=["source_row"]).copy()
     frame["path"] = _relative_paths(frame["path"], path.parent.resolve())
-    if kind == "csv":
+    if table_format(path) == "csv":
         for c in ("lat", "lon"):
             frame[c] = [("" if not np.isfinite(v) else f"{v:.{COORD_DECIMALS}f}") for v in frame[c].to_numpy(np.float64)]
-    name = path.name.lower()
-
-    def write(tmp: Path) -> None:
-        if kind == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(
-                tmp,
-                index=False,
-                sep="\t" if name.endswith(".tsv") else ",",
-                lineterminator="\n",
-                compression={"method": "gzip", "mtime": 0} if name.endswith(".gz") else None,
-            )
-
-    atomic_write(path, write)
+    write_table(frame, path)
     digest = sha256_file(path)
     if report:
         payload = {
