@@ -9,7 +9,9 @@ Sections
      once with a trivial scalar per head output, once with the real losses (haversine smoothing
      over the 1,000 cells, cross-entropy, geodesic, clipped distance with all pairs balanced).
      Rounds interleave the cases (other processes share these 2 cores); the table gives the
-     median over rounds and the best round.
+     median over rounds and the best round. Because the difference of two noisy wall times is
+     noisier still, the heads are also timed alone (forward+backward on fixed backbone features)
+     and, once more, in CPU time of a single thread, against the bare backbone likewise.
   2. hierarchy layout: marginalising (B=64) cell probabilities to countries and admin-1 units,
      forward+backward, dense against sparse COO buffers, at 1,000 and 10,000 cells.
   3. location from cells: the default of GeoModel.predict. Synthetic check: 1,000 cell centroids
@@ -18,8 +20,9 @@ Sections
      + sigma * N(0, 1), i.e. probabilities decaying with distance from the true point x at
      temperature T, with logit noise sigma and, with weight m, a second mode at another random
      point x'. Compared: best cell centroid; probability-weighted spherical mean of the top k
-     cells (all of them, and only those within 1,500 km of the best cell, the default); median
-     km error and mean GeoGuessr score per setting.
+     cells (all of them, and only those within a radius of the best cell: 2,500 km is the
+     default; other k and radii for comparison); median km error and mean GeoGuessr score per
+     setting, and the mean over settings.
   4. distance localisation: weighted multilateration against the nearest anchor, from predicted
      distances simulated as min(d, clip) * exp(rel * N(0, 1)) + add * N(0, 1), clipped to
      [0, clip], for 250 anchors around the same kind of hubs; and the time per batch of 64.
@@ -176,6 +179,26 @@ def bench_speed(args, rng):
          + out["distance"].self_distance_km.mean()).backward()
 
     heads_ms = statistics.median([time_call(heads_only, repeat=5) for _ in range(5)]) * 1e3
+
+    # the same ratio in CPU time of one thread (time.thread_time), which other processes on the
+    # machine disturb far less than wall time
+    def cpu_ms(fn, repeat):
+        fn()
+        samples = []
+        for _ in range(repeat):
+            t0 = time.thread_time()
+            fn()
+            samples.append(time.thread_time() - t0)
+        return statistics.median(samples) * 1e3
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        bare_cpu = cpu_ms(bare, 3)
+        heads_cpu = cpu_ms(heads_only, 9)
+    finally:
+        torch.set_num_threads(threads)
+    bare_ms = statistics.median(times["bare backbone (baseline)"]) * 1e3
     return {
         "config": {
             "backbone": "tf_efficientnet_lite0", "image_px": args.size, "batch": args.batch,
@@ -184,6 +207,9 @@ def bench_speed(args, rng):
         },
         "rows": rows,
         "heads_alone_fwd_bwd_ms": heads_ms,
+        "heads_alone_fraction_of_bare": heads_ms / bare_ms,
+        "one_thread_cpu_ms": {"bare backbone": bare_cpu, "heads alone": heads_cpu},
+        "one_thread_heads_fraction_of_bare": heads_cpu / bare_cpu,
         "budget": HEADS_BUDGET,
     }
 
@@ -248,6 +274,11 @@ def bench_location(args, rng):
         f"top_cells_mean k={DEFAULT_LOCATION_K}, within {DEFAULT_LOCATION_RADIUS_KM:.0f} km (default)": dict(
             k=DEFAULT_LOCATION_K, max_km=DEFAULT_LOCATION_RADIUS_KM
         ),
+        f"k=5, within {DEFAULT_LOCATION_RADIUS_KM:.0f} km": dict(k=5, max_km=DEFAULT_LOCATION_RADIUS_KM),
+        f"k=20, within {DEFAULT_LOCATION_RADIUS_KM:.0f} km": dict(k=20, max_km=DEFAULT_LOCATION_RADIUS_KM),
+        "k=10, within 1000 km": dict(k=10, max_km=1000.0),
+        "k=10, within 1500 km": dict(k=10, max_km=1500.0),
+        "k=10, within 3500 km": dict(k=10, max_km=3500.0),
     }
     rows = []
     for temperature in (100.0, 300.0, 1000.0):
@@ -266,7 +297,13 @@ def bench_location(args, rng):
                 rows.append(row)
     default = next(n for n in methods if "default" in n)
     wins = sum(r[f"{default}: median km"] < r["best_cell: median km"] and r[f"{default}: score"] > r["best_cell: score"] for r in rows)
-    return {"methods": list(methods), "rows": rows, "default_beats_best_cell_in": f"{wins}/{len(rows)} settings"}
+    summary = [
+        {"method": m, "mean score": float(np.mean([r[f"{m}: score"] for r in rows])),
+         "mean of median km": float(np.mean([r[f"{m}: median km"] for r in rows]))}
+        for m in methods
+    ]
+    return {"methods": list(methods), "rows": rows, "summary": summary,
+            "default_beats_best_cell_in": f"{wins}/{len(rows)} settings"}
 
 
 # --- 4. distance localisation -----------------------------------------------------------------
@@ -335,7 +372,11 @@ def main(argv=None) -> dict:
         print(markdown_table(sp_["rows"], ["case", "images_per_s", "best_round_images_per_s", "ms_per_batch",
                                            "overhead_vs_bare", "overhead_best_rounds"]))
         print(f"heads alone on fixed features, forward+backward: {sp_['heads_alone_fwd_bwd_ms']:.2f} ms per batch"
-              f" (budget: heads <= {HEADS_BUDGET:.0%} of the backbone)")
+              f" = {sp_['heads_alone_fraction_of_bare']:.1%} of the bare backbone's median"
+              f" (budget: heads <= {HEADS_BUDGET:.0%})")
+        cpu = sp_["one_thread_cpu_ms"]
+        print(f"one thread, CPU time: bare backbone {cpu['bare backbone']:.0f} ms, heads alone"
+              f" {cpu['heads alone']:.1f} ms = {sp_['one_thread_heads_fraction_of_bare']:.1%}")
     print("\n2. hierarchy marginalisation, B=64, forward+backward")
     print(markdown_table(payload["hierarchy_layout"]["rows"],
                          ["cells", "countries", "admin1", "dense_ms", "sparse_ms", "dense_over_sparse"]))
@@ -344,6 +385,7 @@ def main(argv=None) -> dict:
     cols = ["T_km", "sigma", "second_mode"]
     table = [{**{c: r[c] for c in cols}, **{m: f"{r[f'{m}: median km']:.0f} / {r[f'{m}: score']:.0f}" for m in loc["methods"]}} for r in loc["rows"]]
     print(markdown_table(table, cols + loc["methods"]))
+    print(markdown_table(loc["summary"], ["method", "mean score", "mean of median km"]))
     print(f"default beats best_cell (median and score) in {loc['default_beats_best_cell_in']}")
     dist = payload["distance_localisation"]
     print("\n4. localisation from predicted distances (median km / mean GeoGuessr score)")

@@ -305,3 +305,17 @@ def test_create_mixup_rejects_bad_arguments():
         create_mixup(5, mixup_alpha=0.0, cutmix_alpha=0.0)
     with pytest.raises(ValueError, match="num_classes"):
         create_mixup(1)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_sampler_and_loss_at_the_extreme_fractions(fraction):
+    lat, lon = torch.tensor([0.0, 80.0]), torch.tensor([0.0, 0.0])  # second image: no near anchor
+    index = NearFarPairSampler(pairs_per_image=3, near_fraction=fraction, seed=1).sample(
+        lat, lon, ANCHOR_LAT, ANCHOR_LON
+    )
+    assert index.shape == (2, 3) and all(len(set(row)) == 3 for row in index.tolist())
+    criterion = ClippedDistanceLoss(ANCHOR_LAT, ANCHOR_LON, near_fraction=fraction, identity_weight=0.0)
+    truth = true_clipped(lat, lon).gather(1, index)
+    # an image whose pairs are all far (or all near) puts its whole weight on that group
+    loss = criterion(truth - 111.0, lat, lon, anchor_index=index)
+    assert float(loss) == pytest.approx(0.1, rel=1e-4)

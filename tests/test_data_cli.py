@@ -1,0 +1,30 @@
+"""`cli.py data clean|split|resize` on a tiny generated manifest; bad input exits 2."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import cli
+from tests.test_train_e2e import make_tiny_dataset
+
+
+def test_clean_split_resize(tmp_path, capsys):
+    manifest = make_tiny_dataset(tmp_path / "d", n_per_place=6)
+    frame = pd.read_csv(manifest).drop(columns=["split"])
+    frame.loc[len(frame)] = ["img/0_0.png", 0.0, 0.0]  # a placeholder (0, 0) coordinate
+    frame.to_csv(manifest, index=False)
+    clean = tmp_path / "d" / "clean.csv"
+    assert cli.main(["data", "clean", str(manifest), "--out", str(clean), "--steps", "coordinates,duplicates"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 36 rows" in out and "sha256" in out
+    split = tmp_path / "d" / "split.csv"
+    assert cli.main(["data", "split", str(clean), "--out", str(split), "--method", "random"]) == 0
+    assert set(pd.read_csv(split)["split"]) <= {"train", "val", "test"}
+    resized = tmp_path / "r"
+    assert cli.main(["data", "resize", str(clean), "--out", str(resized), "--short-side", "16"]) == 0
+    assert (resized / "manifest.csv").is_file()
+
+
+def test_data_clean_missing_manifest(tmp_path, capsys):
+    assert cli.main(["data", "clean", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "nope.csv" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
