@@ -83,6 +83,7 @@ class Objective:
         if anchors is None:
             raise ValueError("the objective needs the country anchors (country_anchors of the training split)")
         self._losses: dict[str, Any] = {}
+        self._cell_state: Optional[dict[str, Any]] = None  # built once from the CellSet
 
     # ------------------------------------------------------------------ cells as plain data
     def cell_state(self) -> Optional[dict[str, Any]]:
@@ -93,8 +94,10 @@ class Objective:
             return None
         if isinstance(self.cells, Mapping):
             return dict(self.cells)
+        if self._cell_state is not None:
+            return self._cell_state
         to_admin1, to_country = self.cells.hierarchy()
-        return {
+        self._cell_state = {
             "ids": [str(i) for i in self.cells.ids],
             "centroid_lat": torch.as_tensor(self.cells.centroid_lat, dtype=torch.float64),
             "centroid_lon": torch.as_tensor(self.cells.centroid_lon, dtype=torch.float64),
@@ -106,6 +109,7 @@ class Objective:
             "to_country": _sparse_to_state(to_country),
             "to_admin1": _sparse_to_state(to_admin1),
         }
+        return self._cell_state
 
     def label_state(self) -> dict[str, Any]:
         """Vocabularies, cells and anchors for the checkpoint."""
