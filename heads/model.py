@@ -196,6 +196,7 @@ class GeoModel(nn.Module):
         location: Optional[LocationMethod] = None,
         location_k: int = DEFAULT_LOCATION_K,
         location_radius_km: Optional[float] = DEFAULT_LOCATION_RADIUS_KM,
+        outputs: Optional[Mapping[str, HeadOutput]] = None,
     ) -> Prediction:
         """Top-k countries / admin-1 / cells and one lat/lon guess per image (eval mode).
 
@@ -209,16 +210,19 @@ class GeoModel(nn.Module):
             k: how many classes to return.
             location: see :data:`heads.outputs.LocationMethod`; None picks the default.
             location_k, location_radius_km: ``k`` and ``max_km`` of :func:`top_cells_mean`.
+            outputs: this model's ``forward(images)`` in eval mode, if the caller already has it
+                (saves a second forward pass).
 
         Raises:
             ValueError: the requested location method needs a head the model lacks.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            outputs = self(images)
-        finally:
-            self.train(was_training)
+        if outputs is None:
+            was_training = self.training
+            self.eval()
+            try:
+                outputs = self(images)
+            finally:
+                self.train(was_training)
         cell_name, country_name = self._first(CellHead), self._first(CountryHead)
         latlon_name, distance_name = self._first(LatLonHead), self._first(DistanceHead)
 

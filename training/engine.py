@@ -135,8 +135,8 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
-                pred = model.predict(x, k=5)
                 outputs = model(x)
+                pred = model.predict(x, k=5, outputs=outputs)
             lat_out.append(pred.lat.float().cpu().numpy())
             lon_out.append(pred.lon.float().cpu().numpy())
             proba_out.append(_country_proba(outputs, objective, countries))
