@@ -7,7 +7,8 @@ from heads import GeoModel
 
 def test_predict_reuses_outputs():
     torch.manual_seed(0)
-    model = GeoModel.build("test_efficientnet", {"country": {"countries": ["AAA", "BBB", "CCC"]}, "latlon": {}})
+    model = GeoModel.build("test_efficientnet", {"country": {"countries": ["AAA", "BBB", "CCC"]}, "latlon": {}},
+                           pretrained=False)
     model.eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
