@@ -208,6 +208,11 @@ class CellHead(Head):
         lat = np.asarray(cells.centroid_lat, dtype=np.float64)
         lon = np.asarray(cells.centroid_lon, dtype=np.float64)
         to_country, to_admin1, names = _parse_hierarchy(cells.hierarchy() if hasattr(cells, "hierarchy") else None)
+        # geocell.CellSet names the hierarchy's columns with country_vocab() / admin1_vocab()
+        # (its ``admin1`` attribute is the per-cell majority unit, not the column names)
+        for key, method in (("countries", "country_vocab"), ("admin1", "admin1_vocab")):
+            if names.get(key) is None and callable(getattr(cells, method, None)):
+                names[key] = list(getattr(cells, method)())
         for key, attr in (("countries", "countries"), ("admin1", "admin1_codes"), ("admin1", "admin1")):
             if names.get(key) is None and isinstance(getattr(cells, attr, None), (list, tuple, np.ndarray)):
                 names[key] = list(getattr(cells, attr))
