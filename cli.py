@@ -103,6 +103,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=["region", "country", "latlon", "distance", "multi"], default=None,
                    help="what to predict (default region: geocells with haversine label smoothing)")
     p.add_argument("--data", default=None, help="'bluemarble-v1' (default) or a manifest CSV/Parquet with image paths and lat/lon")
+    p.add_argument("--split-file", default=None, help="an id,split file from 'cli.py data split' for a --data manifest")
     p.add_argument("--cells", default=None, help="'semantic' (default), 's2', or a CellSet .parquet file")
     p.add_argument("--cell-min-samples", type=int, default=None, help="semantic cells: fewest training samples per cell")
     p.add_argument("--cell-max-samples", type=int, default=None, help="semantic cells: most training samples per cell")
@@ -135,7 +136,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-_TRAIN_FLAGS = ("task", "data", "cells", "cell_min_samples", "cell_max_samples", "image_size", "multi_tasks", "epochs", "batch_size", "lr", "backbone", "pretrained",
+_TRAIN_FLAGS = ("task", "data", "split_file", "cells", "cell_min_samples", "cell_max_samples", "image_size", "multi_tasks", "epochs", "batch_size", "lr", "backbone", "pretrained",
                 "weights", "init_from", "precision", "accum_steps", "ema", "max_train_samples",
                 "max_eval_samples", "on_bad_image", "out_dir", "run_name", "resume", "threads", "seed", "quiet")
 

@@ -28,3 +28,21 @@ def test_clean_split_resize(tmp_path, capsys):
 def test_data_clean_missing_manifest(tmp_path, capsys):
     assert cli.main(["data", "clean", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     assert "nope.csv" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+
+
+def test_train_with_a_split_file(tmp_path, capsys):
+    from tests.test_train_e2e import TINY
+
+    manifest = make_tiny_dataset(tmp_path / "d")
+    pd.read_csv(manifest).drop(columns=["split"]).to_csv(manifest, index=False)
+    split = tmp_path / "split.csv"
+    assert cli.main(["data", "split", str(manifest), "--out", str(split), "--method", "random"]) == 0
+    names = pd.read_csv(split)["split"]
+    common = ["train", "--data", str(manifest), "--out-dir", str(tmp_path / "runs"), "--task", "country", *TINY,
+              "--epochs", "1"]
+    assert cli.main([*common, "--split-file", str(split)]) == 0
+    out = capsys.readouterr().out
+    assert f"train {int((names == 'train').sum())}, val {int((names == 'val').sum())}" in out
+    pd.read_csv(split).iloc[:-1].to_csv(split, index=False)  # one row short: refused
+    assert cli.main([*common, "--split-file", str(split), "--no-resume"]) == 2
+    assert "rows, but" in capsys.readouterr().err

@@ -30,6 +30,7 @@ class TrainConfig:
 
     task: Task = "region"
     data: str = "bluemarble-v1"
+    split_file: str | None = None  # an id,split file from `cli.py data split` for a manifest
     cells: str = "semantic"  # "semantic", "s2", or a CellSet .parquet path
     cell_min_samples: int = 40
     cell_max_samples: int = 400

@@ -88,7 +88,19 @@ def _bluemarble(split: str, imagery: str = "bmng") -> tuple[GeoSplit, DatasetInf
                     admin1=data.adm1_code.astype(str), ids=data.ids.astype(str), images=data.images), info
 
 
-def _manifest_splits(path: Path, seed: int) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+def _split_from_file(split_file: str, source_rows: np.ndarray, n_rows: int, path: Path) -> np.ndarray:
+    """Split names for the kept rows of a manifest, from an ``id,split`` file written for it
+    (rows in the manifest's order, as :func:`training.splits.split_manifest` writes them)."""
+    from .splits import read_split_manifest
+
+    _, names = read_split_manifest(split_file)
+    if len(names) != n_rows:
+        raise DataError(f"{split_file}: {len(names)} rows, but {path} has {n_rows}; "
+                        "write the split for this manifest with `cli.py data split`")
+    return np.asarray(names)[source_rows]
+
+
+def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None) -> tuple[dict[str, GeoSplit], DatasetInfo]:
     from geocell.assign import get_assigner
 
     from .readers import read_manifest
@@ -104,7 +116,15 @@ def _manifest_splits(path: Path, seed: int) -> tuple[dict[str, GeoSplit], Datase
     country = np.where(country == "", labels.country, country)
     admin1 = labels.admin1
     split_col = next((c for c in frame.columns if c.lower() == "split"), None)
-    if split_col is not None:
+    if split_file is not None:
+        from geocell.tables import read_table
+
+        n_rows = len(read_table(path))
+        split = _split_from_file(split_file, frame["source_row"].to_numpy(), n_rows, path)
+        bad = ~np.isin(split, ["train", "val", "test"])
+        if bad.any():
+            raise DataError(f"{split_file}: split {split[np.flatnonzero(bad)[0]]!r}; expected train, val or test")
+    elif split_col is not None:
         split = frame[split_col].astype(str).str.lower().to_numpy()
         bad = ~np.isin(split, ["train", "val", "test"])
         if bad.any():
@@ -123,15 +143,19 @@ def _manifest_splits(path: Path, seed: int) -> tuple[dict[str, GeoSplit], Datase
                              paths=np.asarray(table.paths, dtype=object)[sel], row_names=rows[sel])
         if len(out[name]) == 0:
             raise DataError(f"{path}: the {name} split is empty; give a 'split' column with train/val/test rows")
-    info = DatasetInfo(name=path.name, version="manifest", sha256={"manifest": sha256_file(path)})
+    sha = {"manifest": sha256_file(path)}
+    if split_file is not None:
+        sha["split"] = sha256_file(split_file)
+    info = DatasetInfo(name=path.name, version="manifest", sha256=sha)
     return out, info
 
 
-def load_splits(data: str, seed: int = 0) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None) -> tuple[dict[str, GeoSplit], DatasetInfo]:
     """Train / val / test splits of a data set: ``"bluemarble-v1"`` or a manifest path.
 
-    A manifest (CSV/Parquet, see :func:`training.readers.read_manifest`) may carry a ``split``
-    column (train / val / test); without one, a seeded 80/10/10 random split is used.
+    A manifest's split comes from ``split_file`` (an ``id,split`` file written by
+    ``cli.py data split``), else from its ``split`` column (train / val / test), else from a
+    seeded 80/10/10 random split.
 
     Raises:
         DataError: unknown data set name, a manifest without coordinates or with an empty split.
@@ -147,7 +171,7 @@ def load_splits(data: str, seed: int = 0) -> tuple[dict[str, GeoSplit], DatasetI
             from geocell.errors import InputFileError
 
             raise InputFileError(f"{path}: no such manifest")
-        return _manifest_splits(path, seed)
+        return _manifest_splits(path, seed, split_file)
     raise DataError(f"unknown data set {data!r}; expected 'bluemarble-v1' or a manifest file (.csv / .parquet)")
 
 

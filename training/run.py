@@ -132,7 +132,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         _write_config(config, run_dir)
     log(f"run directory: {run_dir}")
     start = time.perf_counter()
-    splits, info = load_splits(config.data, seed=config.seed)
+    splits, info = load_splits(config.data, seed=config.seed, split_file=config.split_file)
     train = splits["train"].subsample(config.max_train_samples, config.seed)
     val = splits["val"].subsample(config.max_eval_samples, config.seed + 1)
     test = splits["test"].subsample(config.max_eval_samples, config.seed + 2)
