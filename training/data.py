@@ -193,20 +193,25 @@ class BadImageLog:
 
 
 def load_image(path: str, size: int) -> np.ndarray:
-    """An image file -> ``(size, size, 3)`` uint8: EXIF orientation applied, RGB, the shorter
-    side resized to ``size`` (JPEG decoded at reduced size with ``draft``), centre-cropped."""
-    from PIL import Image, ImageOps
+    """An image file -> ``(size, size, 3)`` uint8: decoded by :func:`training.images.open_rgb`
+    (EXIF orientation, RGB, JPEG ``draft``, shorter side shrunk to ``size``), enlarged if it was
+    smaller, then centre-cropped.
 
-    with Image.open(path) as img:
-        if img.format == "JPEG":
-            img.draft("RGB", (size, size))
-        img = ImageOps.exif_transpose(img).convert("RGB")
-        w, h = img.size
-        scale = size / min(w, h)
-        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-        w, h = img.size
-        left, top = (w - size) // 2, (h - size) // 2
-        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    Raises:
+        geocell.errors.InputFileError, training.errors.CorruptImageError: missing or bad file.
+    """
+    from PIL import Image
+
+    from .images import open_rgb
+
+    img = open_rgb(path, short_side=size)
+    if min(img.size) < size:  # open_rgb never enlarges
+        scale = size / min(img.size)
+        img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
+                         Image.Resampling.BILINEAR)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _resize_array(images: np.ndarray, size: int):

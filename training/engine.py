@@ -139,7 +139,7 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
                 pred = model.predict(x, k=5, outputs=outputs)
             lat_out.append(pred.lat.float().cpu().numpy())
             lon_out.append(pred.lon.float().cpu().numpy())
-            proba_out.append(_country_proba(outputs, objective, countries))
+            proba_out.append(_country_proba(outputs, objective, countries, x.shape[0]))
             if "region" in outputs:
                 cell_out.append(outputs["region"].logits.argmax(dim=1).cpu().numpy())
             if pred.admin1 is not None and pred.admin1.labels is not None:
@@ -182,12 +182,8 @@ def predict_split(model, objective: Objective, split: GeoSplit, config: TrainCon
     )
 
 
-def _country_proba(outputs, objective: Objective, countries: np.ndarray) -> np.ndarray:
-    """(B, C) probabilities over the run's country vocabulary (NaN when no head gives them)."""
-    import torch
-
-    batch = next(iter(outputs.values()))
-    b = (batch.logits if hasattr(batch, "logits") else batch.lat if hasattr(batch, "lat") else batch.distance_km).shape[0]
+def _country_proba(outputs, objective: Objective, countries: np.ndarray, b: int) -> np.ndarray:
+    """(b, C) probabilities over the run's country vocabulary (NaN when no head gives them)."""
     if "country" in outputs:
         return outputs["country"].probs().float().cpu().numpy()
     if "region" in outputs and outputs["region"].country_probs is not None:
@@ -217,13 +213,9 @@ class FitResult:
     images_per_second: float
 
 
-def _val_score(preds: Predictions, task: str) -> float:
+def _val_score(task: str, distance_km: np.ndarray, country_accuracy: float) -> float:
     """Lower is better: median km for location tasks, 1 - accuracy for the country task."""
-    from geocell import haversine
-
-    if task == "country":
-        return 1.0 - float(np.mean(preds.pred_country == preds.true_country))
-    return float(np.median(haversine(preds.true_lat, preds.true_lon, preds.pred_lat, preds.pred_lon)))
+    return 1.0 - country_accuracy if task == "country" else float(np.median(distance_km))
 
 
 def fit(
@@ -360,12 +352,13 @@ def fit(
                                "train_images_per_s": len(order) / max(epoch_seconds, 1e-9)}
         if ctx.is_main:
             preds = predict_split(eval_model, objective, val, config, device, precision=precision)
-            score = _val_score(preds, config.task)
             from geocell import haversine
 
             d = haversine(preds.true_lat, preds.true_lon, preds.pred_lat, preds.pred_lon)
+            country_acc = float(np.mean(preds.pred_country == preds.true_country))
+            score = _val_score(config.task, d, country_acc)
             row.update({"val_median_km": float(np.median(d)), "val_mean_km": float(np.mean(d)),
-                        "val_country_acc": float(np.mean(preds.pred_country == preds.true_country))})
+                        "val_country_acc": country_acc})
             improved = score < best
             best, since_best = (score, 0) if improved else (best, since_best + 1)
             history.append(row)
