@@ -274,6 +274,9 @@ def fit(
     history: list[dict[str, Any]] = []
     start_epoch, step, best, since_best = 1, 0, math.inf, 0
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if ctx.is_main:  # temp files of writes cut short by a kill: never renamed, so never valid
+        for stale in run_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     if last_path.is_file():
         ckpt = load_checkpoint(last_path)
         check_compatible(ckpt, cells_hash=(objective.cell_state() or {}).get("hash"),
@@ -285,6 +288,8 @@ def fit(
             ema.load_state_dict(ckpt["ema"])
         history, step = list(ckpt["history"]), int(ckpt["step"])
         start_epoch, best, since_best = int(ckpt["epoch"]) + 1, float(ckpt["best_metric"]), int(ckpt["since_best"])
+        if ctx.is_main:  # a kill between the checkpoint and the history write leaves it one row short
+            _write_history(run_dir / "metrics.jsonl", history)
         log(f"resuming {run_dir} after epoch {ckpt['epoch']} (step {step})")
 
     mean, std = _normaliser(model, device)
