@@ -3,12 +3,12 @@
 Run: python benchmarks/bench_data.py [--patches 4000] [--images 60] [--repeat 3] [--no-build]
 
 Measures (one process, seeded data)
-  * 64 x 64 px patches/s rendered from bmng.jpg by training.render.render_patches (batched,
+  * 64 x 64 px patches/s rendered from bmng.jpg by geocell_engine.data.render.render_patches (batched,
     1 and 2 threads) against the per-patch baseline of pyproj's azimuthal-equidistant inverse
     + the same bilinear sampler, one patch at a time;
   * decoded + resized images/s for a 1600 x 900 JPEG (generated here from the Blue Marble map
     plus noise, quality 90) to a 224 px shorter side: PIL full decode + resize (the baseline)
-    against PIL draft() + resize (training.images.open_rgb), torchvision.io.decode_jpeg +
+    against PIL draft() + resize (geocell_engine.data.images.open_rgb), torchvision.io.decode_jpeg +
     resize if torchvision is installed, and decoding an already pre-resized 256 px JPEG;
   * the time to build the whole bluemarble-v1 (points, labels, split, 24,000 patches) into a
     temporary folder (not the user's cache), with its sha256s;
@@ -28,9 +28,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import environment, markdown_table, peak_rss_mb, time_call, write_results  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    environment,
+    markdown_table,
+    peak_rss_mb,
+    time_call,
+    write_results,
+)
 from geocell.constants import EARTH_RADIUS_KM  # noqa: E402
-from training.render import _sample_bilinear, load_map, render_patches  # noqa: E402
+from geocell_engine.data.render import _sample_bilinear, load_map, render_patches  # noqa: E402
 
 
 def pyproj_patch(world, lat0: float, lon0: float, size: int = 64, footprint_km: float = 256.0) -> np.ndarray:
@@ -67,7 +73,7 @@ def main(argv=None) -> dict:
 
     from PIL import Image
 
-    from training.images import open_rgb
+    from geocell_engine.data.images import open_rgb
 
     rows: list[dict] = []
     memory: dict[str, float] = {"start": peak_rss_mb()}
@@ -144,7 +150,7 @@ def main(argv=None) -> dict:
     # ---------------------------------------------------------------- full build
     build = None
     if not args.no_build:
-        from training.bluemarble import build_bluemarble
+        from geocell_engine.data.bluemarble import build_bluemarble
 
         out = tmp / "bluemarble-v1"
         start = time.perf_counter()

@@ -8,7 +8,7 @@ large process-to-process swings when cases shared one process), alternating the 
 ``--repeat`` times:
   * bare: forward + loss + backward + AdamW step, timed per step on batches that were read and
     normalised beforehand (fp32 and bf16 autocast, channels_last);
-  * fit: training.engine.fit for one epoch over the same images, which also reads the memory
+  * fit: geocell_engine.engine.fit.fit for one epoch over the same images, which also reads the memory
     map, augments, normalises, steps the scheduler and validates (validation excluded).
 Target: the input pipeline costs at most 10% (fit >= 0.9 x bare fp32). Prints peak RSS.
 Writes benchmarks/results/fit.json.
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +34,10 @@ from benchmarks.common import environment, markdown_table, write_results  # noqa
 
 
 def _setup(n_images: int, batch_size: int, precision: str):
-    from training.config import TrainConfig
-    from training.data import load_splits
-    from training.run import _build_cells
-    from training.tasks import Objective, country_anchors
+    from geocell_engine.data.dataset import load_splits
+    from geocell_engine.engine.config import TrainConfig
+    from geocell_engine.engine.run import _build_cells
+    from geocell_engine.engine.tasks import Objective, country_anchors
 
     splits, info = load_splits("bluemarble-v1")
     train = splits["train"].subsample(n_images, 0)
@@ -57,8 +56,8 @@ def run_case(case: str, n_images: int, batch_size: int) -> dict:
 
     import torch
 
-    from training.data import iterate_batches
-    from training.engine import _normaliser, build_model, fit
+    from geocell_engine.data.dataset import iterate_batches
+    from geocell_engine.engine.fit import _normaliser, build_model, fit
 
     precision = "bf16" if case == "bare-bf16" else "fp32"
     config, objective, splits, info, train, work = _setup(n_images, batch_size, precision)

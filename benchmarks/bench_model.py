@@ -42,7 +42,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import environment, markdown_table, peak_rss_mb, time_call, write_results  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    environment,
+    markdown_table,
+    peak_rss_mb,
+    time_call,
+    write_results,
+)
 from geocell import destination, geoguessr_score, haversine, haversine_matrix  # noqa: E402
 
 HEADS_BUDGET = 0.05

@@ -24,8 +24,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import environment, markdown_table, peak_rss_mb, time_call, write_results  # noqa: E402
-from geocell.s2 import s2_cell_center, s2_cell_id_to_token, s2_cell_ids, s2_token_to_cell_id  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    environment,
+    markdown_table,
+    peak_rss_mb,
+    time_call,
+    write_results,
+)
+from geocell.s2 import (  # noqa: E402
+    s2_cell_center,
+    s2_cell_id_to_token,
+    s2_cell_ids,
+    s2_token_to_cell_id,
+)
 
 
 def random_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

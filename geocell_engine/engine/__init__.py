@@ -1,0 +1,1 @@
+"""The training engine: configuration, task classes, fit, checkpoints, train / evaluate / predict."""

@@ -1,0 +1,1 @@
+"""Evaluation: predictions, scoring, reports, plots and baselines."""

@@ -1,0 +1,502 @@
+"""Evaluation of `Predictions` and the run report (JSON, Markdown and PNG plots).
+
+:func:`evaluate` turns a :class:`~geocell_engine.evaluation.predictions.Predictions` into an :class:`EvalResult`
+(km errors, accuracy at distance, GeoScore, country metrics, admin-1 / cell accuracy, the
+distance task's metrics, a per-country table); :func:`comparison_table` puts several results
+side by side as Markdown; :func:`write_report` writes ``report.json``, ``report.md`` and the plots
+of a run directory, each file atomically.
+
+Example:
+    >>> import numpy as np
+    >>> from geocell_engine.evaluation.predictions import Predictions
+    >>> p = Predictions("demo", np.array([48.85, 40.71]), np.array([2.35, -74.0]),
+    ...                 np.array([48.0, 40.0]), np.array([2.0, -74.0]),
+    ...                 np.array(["FRA", "USA"]), np.array(["FRA", "CAN"]))
+    >>> r = evaluate(p)
+    >>> round(r.median_km, 1), r.country_top_k
+    (88.5, {1: 0.5})
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from geocell.constants import ACCURACY_THRESHOLDS_KM
+from geocell.geodesy import haversine
+from geocell.metrics import (
+    ClassificationMetrics,
+    DistanceMetrics,
+    classification_metrics,
+    distance_metrics,
+    per_group_table,
+)
+from geocell.tables import atomic_write
+from geocell_engine.errors import ReportError
+from geocell_engine.evaluation.predictions import Predictions
+
+__all__ = [
+    "ReportError",
+    "CountryRow",
+    "EvalResult",
+    "evaluate",
+    "comparison_table",
+    "per_country_markdown",
+    "write_report",
+    "TABLE_THRESHOLDS_KM",
+]
+
+#: The km thresholds shown as columns of :func:`comparison_table`.
+TABLE_THRESHOLDS_KM: tuple[float, ...] = (25.0, 200.0, 750.0, 2500.0)
+
+
+
+class CountryRow(NamedTuple):
+    """One row of the per-country table: samples whose true country is ``country``."""
+
+    country: str
+    n: int
+    accuracy: float
+    median_km: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Every metric of one set of predictions (see :func:`evaluate`).
+
+    Attributes:
+        name: who made the predictions.
+        n: samples evaluated.
+        distance: km statistics (:class:`geocell.metrics.DistanceMetrics`).
+        country: country metrics over the samples with a known true country, or None when there
+            is none. ``top_k_accuracy`` has k = 1, 3, 5 with probabilities, only k = 1 without;
+            ``mean_average_precision`` is None without probabilities.
+        n_country: samples with a known true country (the denominator of ``country``).
+        per_country: rows of (country, n, accuracy, median_km), most samples first.
+        admin1_accuracy: over samples with a known true admin-1 unit, or None.
+        cell_accuracy: top-1 geocell accuracy, or None.
+        distance_mae_km: distance task: mean absolute error of the predicted distances to the
+            anchors, km, or None.
+        nearest_anchor_accuracy: distance task: how often the anchor predicted nearest is the
+            truly nearest one, or None.
+    """
+
+    name: str
+    n: int
+    distance: DistanceMetrics
+    country: Optional[ClassificationMetrics]
+    n_country: int
+    per_country: tuple[CountryRow, ...] = field(default=())
+    admin1_accuracy: Optional[float] = None
+    cell_accuracy: Optional[float] = None
+    distance_mae_km: Optional[float] = None
+    nearest_anchor_accuracy: Optional[float] = None
+
+    # -- shortcuts used by tables
+    @property
+    def median_km(self) -> float:
+        return self.distance.median_km
+
+    @property
+    def mean_km(self) -> float:
+        return self.distance.mean_km
+
+    @property
+    def mean_geoscore(self) -> float:
+        return self.distance.mean_geoscore
+
+    @property
+    def accuracy_at_km(self) -> Mapping[float, float]:
+        return self.distance.accuracy_at_km
+
+    @property
+    def country_top_k(self) -> dict[int, float]:
+        return dict(self.country.top_k_accuracy) if self.country is not None else {}
+
+    def accuracy_within(self, km: float) -> Optional[float]:
+        """Fraction within ``km`` if that threshold was evaluated, else None."""
+        for t, v in self.distance.accuracy_at_km.items():
+            if math.isclose(float(t), float(km)):
+                return float(v)
+        return None
+
+    def per_country_frame(self):
+        """The per-country table as a DataFrame (index country; columns n, accuracy, median_km)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(list(self.per_country), columns=list(CountryRow._fields))
+        return frame.set_index("country")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON types (dict keys as strings, floats, ints, None, lists)."""
+        return _jsonable({
+            "name": self.name,
+            "n": self.n,
+            "distance": self.distance.as_dict(),
+            "country": None if self.country is None else self.country.as_dict(),
+            "n_country": self.n_country,
+            "admin1_accuracy": self.admin1_accuracy,
+            "cell_accuracy": self.cell_accuracy,
+            "distance_mae_km": self.distance_mae_km,
+            "nearest_anchor_accuracy": self.nearest_anchor_accuracy,
+            "per_country": [row._asdict() for row in self.per_country],
+        })
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars / arrays, Paths, tuples and non-finite floats to JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "as_dict"):
+        return _jsonable(value.as_dict())
+    return str(value)
+
+
+# ------------------------------------------------------------------------------ evaluate
+def _labels(values: Any, name: str, n: int) -> np.ndarray:
+    arr = np.asarray(values, dtype=object).astype(str).reshape(-1)
+    if arr.size != n:
+        raise ReportError(f"Predictions.{name} has {arr.size} entries, expected {n}")
+    return arr
+
+
+def _distance_task(preds: Predictions, n: int) -> tuple[Optional[float], Optional[float]]:
+    pred_d, true_d = preds.pred_distance_km, preds.true_distance_km
+    if pred_d is None and true_d is None:
+        return None, None
+    if pred_d is None or true_d is None:
+        missing = "pred_distance_km" if pred_d is None else "true_distance_km"
+        raise ReportError(f"the distance task needs both pred_distance_km and true_distance_km; {missing} is None")
+    pred_d, true_d = np.asarray(pred_d, dtype=np.float64), np.asarray(true_d, dtype=np.float64)
+    if pred_d.ndim != 2 or pred_d.shape != true_d.shape or pred_d.shape[0] != n or pred_d.shape[1] == 0:
+        raise ReportError(
+            f"pred_distance_km {pred_d.shape} and true_distance_km {true_d.shape} must both be (N, M) with "
+            f"N = {n} samples and M >= 1 anchors"
+        )
+    if not (np.all(np.isfinite(pred_d)) and np.all(np.isfinite(true_d))):
+        raise ReportError("pred_distance_km / true_distance_km hold NaN or infinite values")
+    mae = float(np.mean(np.abs(pred_d - true_d)))
+    nearest = float(np.mean(np.argmin(pred_d, axis=1) == np.argmin(true_d, axis=1)))
+    return mae, nearest
+
+
+def _country_metrics(preds: Predictions, true: np.ndarray, pred: np.ndarray, known: np.ndarray):
+    if not known.any():
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        # predicting a country absent from the split is normal; sklearn warns about it every time
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return _country_metrics_inner(preds, true, pred, known)
+
+
+def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarray, known: np.ndarray):
+    if preds.country_proba is not None:
+        vocab = np.asarray(preds.country_vocab).astype(str)
+        proba = np.asarray(preds.country_proba, dtype=np.float64)
+        if not np.all(np.isfinite(proba)):
+            raise ReportError("country_proba holds NaN or infinite values")
+        return classification_metrics(true[known], proba[known], vocab, top_k=(1, 3, 5))
+    # Only a top-1 guess: score it as one-hot probabilities, then keep what is meaningful.
+    vocab = np.unique(np.concatenate([true[known], pred[known]]))
+    onehot = (pred[known][:, None] == vocab[None, :]).astype(np.float64)
+    m = classification_metrics(true[known], onehot, vocab, top_k=(1,))
+    return ClassificationMetrics(n=m.n, top_k_accuracy={1: m.top_k_accuracy[1]}, balanced_accuracy=m.balanced_accuracy,
+                                 macro_f1=m.macro_f1, weighted_f1=m.weighted_f1, mean_average_precision=None)
+
+
+def evaluate(preds: Predictions, thresholds: Sequence[float] = ACCURACY_THRESHOLDS_KM) -> EvalResult:
+    """All metrics of one set of predictions.
+
+    - Distances: median / mean km, accuracy within each of ``thresholds`` km (``<=``), mean
+      GeoScore, over every sample.
+    - Country (over samples whose ``true_country`` is not ""): top-1/3/5 accuracy, balanced
+      accuracy, macro / weighted F1 and mAP from ``country_proba`` when present; else top-1,
+      balanced accuracy and F1 from ``pred_country`` (no top-3/5, no mAP).
+    - Admin-1 accuracy (samples with a known ``true_admin1``) when both admin-1 arrays exist;
+      cell accuracy when both cell arrays exist.
+    - Per country: count, accuracy of ``pred_country`` and median km, most samples first.
+    - Distance task (``pred_distance_km`` / ``true_distance_km``, ``(N, M)``): mean absolute
+      error (km) and nearest-anchor accuracy (argmin predicted == argmin true).
+
+    Raises:
+        ReportError: no samples, non-finite coordinates, mismatched array shapes.
+    """
+    if not isinstance(preds, Predictions):
+        raise ReportError(f"evaluate expects a Predictions, got {type(preds).__name__}")
+    n = len(preds)
+    if n == 0:
+        raise ReportError(f"{preds.name}: no samples to evaluate")
+    coords = [np.asarray(getattr(preds, k), dtype=np.float64).reshape(-1)
+              for k in ("true_lat", "true_lon", "pred_lat", "pred_lon")]
+    for key, arr in zip(("true_lat", "true_lon", "pred_lat", "pred_lon"), coords):
+        if arr.size != n:
+            raise ReportError(f"Predictions.{key} has {arr.size} entries, expected {n}")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ReportError(f"{preds.name}: {key}[{bad[0]}] is {arr[bad[0]]!r}; expected finite degrees "
+                              f"({bad.size} such values)")
+    thresholds = tuple(float(t) for t in thresholds)
+    dist = distance_metrics(*coords, thresholds=thresholds)
+    error_km = np.asarray(haversine(*coords), dtype=np.float64)
+
+    true_c = _labels(preds.true_country, "true_country", n)
+    pred_c = _labels(preds.pred_country, "pred_country", n)
+    known = true_c != ""
+    country = _country_metrics(preds, true_c, pred_c, known)
+    per_country: tuple[CountryRow, ...] = ()
+    if known.any():
+        table = per_group_table(true_c[known], (pred_c == true_c)[known], error_km[known])
+        per_country = tuple(CountryRow(str(c), int(r.n), float(r.accuracy), float(r.median_km))
+                            for c, r in table.iterrows())
+
+    admin1_acc = None
+    if preds.true_admin1 is not None and preds.pred_admin1 is not None:
+        true_a = _labels(preds.true_admin1, "true_admin1", n)
+        pred_a = _labels(preds.pred_admin1, "pred_admin1", n)
+        known_a = true_a != ""
+        if known_a.any():
+            admin1_acc = float(np.mean(true_a[known_a] == pred_a[known_a]))
+    cell_acc = None
+    if preds.true_cell is not None and preds.pred_cell is not None:
+        true_cell = np.asarray(preds.true_cell).reshape(-1)
+        pred_cell = np.asarray(preds.pred_cell).reshape(-1)
+        if true_cell.size != n or pred_cell.size != n:
+            raise ReportError(f"true_cell / pred_cell have {true_cell.size} / {pred_cell.size} entries, expected {n}")
+        cell_acc = float(np.mean(true_cell == pred_cell))
+    mae, nearest = _distance_task(preds, n)
+    return EvalResult(
+        name=str(preds.name),
+        n=n,
+        distance=dist,
+        country=country,
+        n_country=int(known.sum()),
+        per_country=per_country,
+        admin1_accuracy=admin1_acc,
+        cell_accuracy=cell_acc,
+        distance_mae_km=mae,
+        nearest_anchor_accuracy=nearest,
+    )
+
+
+# ------------------------------------------------------------------------------ tables
+def _fmt_km(value: Optional[float]) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _fmt_pct(value: Optional[float]) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str]] = None) -> str:
+    """Markdown table, one row per result.
+
+    Columns: median km, mean km, % within 25 / 200 / 750 / 2500 km, mean GeoScore, country
+    top-1 and top-3 accuracy (%). A value that was not evaluated is left blank.
+
+    Args:
+        results: the results, in row order.
+        names: row labels (default: each result's ``name``).
+
+    Example:
+        >>> print(comparison_table([]).splitlines()[0])
+        | predictor | median km | mean km | ≤25 km % | ≤200 km % | ≤750 km % | ≤2500 km % | GeoScore | country top-1 % | country top-3 % |
+    """
+    results = list(results)
+    for i, r in enumerate(results):
+        if not isinstance(r, EvalResult):
+            raise ReportError(f"results[{i}] is a {type(r).__name__}, expected an EvalResult")
+    if names is None:
+        names = [r.name for r in results]
+    names = [str(x) for x in names]
+    if len(names) != len(results):
+        raise ReportError(f"{len(names)} names for {len(results)} results")
+    header = ["predictor", "median km", "mean km", *[f"≤{t:g} km %" for t in TABLE_THRESHOLDS_KM], "GeoScore",
+              "country top-1 %", "country top-3 %"]
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    for name, r in zip(names, results):
+        top = r.country_top_k
+        row = [_cell(name), _fmt_km(r.median_km), _fmt_km(r.mean_km),
+               *[_fmt_pct(r.accuracy_within(t)) for t in TABLE_THRESHOLDS_KM],
+               f"{r.mean_geoscore:,.0f}", _fmt_pct(top.get(1)), _fmt_pct(top.get(3))]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def per_country_markdown(result: EvalResult, top: int = 20) -> str:
+    """The ``top`` countries with the most samples as a Markdown table (count, accuracy %, median km)."""
+    lines = ["| country | n | accuracy % | median km |", "| --- | ---: | ---: | ---: |"]
+    for row in result.per_country[:top]:
+        lines.append(f"| {_cell(row.country)} | {row.n} | {_fmt_pct(row.accuracy)} | {_fmt_km(row.median_km)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _flatten(extra: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in extra.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            items.extend(_flatten(value, name + "."))
+        else:
+            items.append((name, value))
+    return items
+
+
+def _fmt_value(value: Any) -> str:
+    value = _jsonable(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else str(value)
+
+
+# ------------------------------------------------------------------------------ write_report
+def _write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_report(
+    run_dir: str | Path,
+    results: Mapping[str, EvalResult],
+    history: Optional[Sequence[Mapping[str, Any]]],
+    model_preds: Optional[Predictions],
+    extra: Optional[Mapping[str, Any]] = None,
+) -> dict[str, Path]:
+    """Write the final report of a run: plots, ``report.md``, then ``report.json``.
+
+    Args:
+        run_dir: the run directory (created if needed); plots go to ``run_dir/plots/``.
+        results: row label -> result, in table order (the model, the baselines, the
+            robustness check, ...).
+        history: per-epoch metric dicts (training curves), or None / [] for no curves.
+        model_preds: the model's predictions (confusion matrix, world map, and the per-country
+            table, taken from the result of the same name in ``results`` or else evaluated);
+            None = no prediction plots, and the per-country table of the first result.
+        extra: shown as a key/value list in ``report.md`` and stored in ``report.json``
+            (data set name / version / sha256, config summary, timings; nested dicts are
+            flattened with dotted keys).
+
+    Returns:
+        ``{"json", "markdown", "training_curves", "confusion", "world_map",
+        "per_country_accuracy"}`` -> path, for the files written. Every file is written
+        atomically; ``report.json`` comes last, so its presence means the report is complete.
+
+    Raises:
+        ReportError: no results, a value that is not an EvalResult, a malformed history.
+    """
+    from geocell_engine.evaluation import plots
+
+    if not isinstance(results, Mapping) or not results:
+        raise ReportError("results must be a non-empty dict of name -> EvalResult")
+    for key, r in results.items():
+        if not isinstance(r, EvalResult):
+            raise ReportError(f"results[{key!r}] is a {type(r).__name__}, expected an EvalResult")
+    if history is not None and (isinstance(history, (Mapping, str)) or not isinstance(history, Sequence)):
+        raise ReportError(f"history must be a list of per-epoch dicts or None, got {type(history).__name__}")
+    for i, row in enumerate(history or ()):
+        if not isinstance(row, Mapping):
+            raise ReportError(f"history[{i}] is a {type(row).__name__}, expected a dict of metrics")
+    if model_preds is not None and not isinstance(model_preds, Predictions):
+        raise ReportError(f"model_preds must be a Predictions or None, got {type(model_preds).__name__}")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ReportError(f"extra must be a dict or None, got {type(extra).__name__}")
+
+    run_dir = Path(run_dir)
+    plot_dir = run_dir / "plots"
+    paths: dict[str, Path] = {}
+
+    model_key, model_result = next(iter(results.items()))
+    if model_preds is not None:
+        found = [(k, r) for k, r in results.items() if model_preds.name in (k, r.name)]
+        model_key, model_result = found[0] if found else (model_preds.name, evaluate(model_preds))
+
+    if history:
+        paths["training_curves"] = plots.plot_training_curves(history, plot_dir / "training_curves.png")
+    if model_preds is not None:
+        if np.any(np.asarray(model_preds.true_country).astype(str) != ""):
+            paths["confusion"] = plots.plot_confusion(model_preds.true_country, model_preds.pred_country,
+                                                      plot_dir / "confusion.png")
+        paths["world_map"] = plots.plot_world_map(model_preds, plot_dir / "world_map.png")
+    if model_result.per_country:
+        paths["per_country_accuracy"] = plots.plot_per_country_accuracy(model_result,
+                                                                        plot_dir / "per_country_accuracy.png")
+
+    md = ["# Evaluation report", "", "## Results", "", comparison_table(list(results.values()), list(results))]
+    md += [f"Distances are great-circle km; % within a distance counts errors <= that distance; GeoScore is "
+           f"the mean of 5000 exp(-km / 1492.7). {model_result.n} samples.", ""]
+    other = _other_metrics_markdown(results)
+    if other:
+        md += ["## Other metrics", "", other]
+    if model_result.per_country:
+        md += [f"## Per country: {model_key} (top 20 by samples)", "", per_country_markdown(model_result, 20)]
+    if extra:
+        md += ["## Run", ""] + [f"- **{_cell(k)}**: {_cell(_fmt_value(v))}" for k, v in _flatten(extra)] + [""]
+    figures = [(k, p) for k, p in paths.items()]
+    if figures:
+        md += ["## Plots", ""] + [f"![{k}]({p.relative_to(run_dir).as_posix()})" for k, p in figures] + [""]
+    paths["markdown"] = _write_text(run_dir / "report.md", "\n".join(md))
+
+    payload = {
+        "results": {k: r.as_dict() for k, r in results.items()},
+        "model": model_key,
+        "history": list(history or []),
+        "extra": dict(extra or {}),
+        "files": {k: p.relative_to(run_dir).as_posix() for k, p in paths.items()},
+    }
+    text = json.dumps(_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    paths["json"] = _write_text(run_dir / "report.json", text)
+    return paths
+
+
+def _other_metrics_markdown(results: Mapping[str, EvalResult]) -> str:
+    """Balanced accuracy, F1, mAP, top-5, admin-1, cell and distance-task metrics per result."""
+    columns = [
+        ("country top-5 %", lambda r: _fmt_pct(r.country_top_k.get(5))),
+        ("balanced acc %", lambda r: _fmt_pct(r.country.balanced_accuracy) if r.country else ""),
+        ("macro F1", lambda r: f"{r.country.macro_f1:.3f}" if r.country else ""),
+        ("weighted F1", lambda r: f"{r.country.weighted_f1:.3f}" if r.country else ""),
+        ("mAP", lambda r: f"{r.country.mean_average_precision:.3f}"
+         if r.country and r.country.mean_average_precision is not None else ""),
+        ("admin-1 %", lambda r: _fmt_pct(r.admin1_accuracy)),
+        ("cell %", lambda r: _fmt_pct(r.cell_accuracy)),
+        ("≤1 km %", lambda r: _fmt_pct(r.accuracy_within(1.0))),
+        ("distance MAE km", lambda r: _fmt_km(r.distance_mae_km)),
+        ("nearest anchor %", lambda r: _fmt_pct(r.nearest_anchor_accuracy)),
+    ]
+    cells = {name: [f(r) for r in results.values()] for name, f in columns}
+    used = [name for name in cells if any(cells[name])]
+    if not used:
+        return ""
+    lines = ["| predictor | " + " | ".join(used) + " |", "| --- |" + " ---: |" * len(used)]
+    for i, key in enumerate(results):
+        lines.append(f"| {_cell(key)} | " + " | ".join(cells[name][i] for name in used) + " |")
+    return "\n".join(lines) + "\n"

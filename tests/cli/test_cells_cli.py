@@ -1,0 +1,52 @@
+"""`cli.py cells build / info / plot` on the shipped example points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from geocell.cells import CellSet
+from geocell_engine import cli
+
+CITIES = Path(__file__).resolve().parents[2] / "examples" / "cities.csv"
+
+
+def test_semantic_build_info_plot(tmp_path, capsys):
+    out = tmp_path / "semantic.parquet"
+    assert cli.main(["cells", "build", "--points", str(CITIES), "--kind", "semantic", "--min-samples", "20",
+                     "--max-samples", "120", "--out", str(out)]) == 0
+    cells = CellSet.load(out)
+    assert cells.kind == "semantic" and cells.counts.sum() == 5000 and cells.counts.max() <= 120
+    assert "semantic cells from 5,000 points" in capsys.readouterr().out
+    assert cli.main(["cells", "info", str(out)]) == 0
+    assert cells.hash in capsys.readouterr().out
+    png = tmp_path / "map.png"
+    assert cli.main(["cells", "plot", str(out), "--points", str(CITIES), "--out", str(png)]) == 0
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.size[0] > 1000
+
+
+def test_s2_build_writes_one_file_per_tau(tmp_path, capsys):
+    out = tmp_path / "s2.parquet"
+    assert cli.main(["cells", "build", "--points", str(CITIES), "--kind", "s2", "--tau-min", "10",
+                     "--tau-max", "500", "100", "--out", str(out)]) == 0
+    coarse, fine = CellSet.load(out), CellSet.load(tmp_path / "s2-1.parquet")
+    assert len(coarse) < len(fine) and fine.parent is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--min-samples", "50", "--max-samples", "60"], "max_samples >= 2"),
+     (["--kind", "s2", "--tau-min", "100", "--tau-max", "50"], "tau_min <= every tau_max")],
+)
+def test_bad_parameters_exit_2(tmp_path, capsys, args, message):
+    out = tmp_path / "c.parquet"
+    assert cli.main(["cells", "build", "--points", str(CITIES), "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_info_on_a_non_cell_file(tmp_path, capsys):
+    assert cli.main(["cells", "info", str(CITIES)]) == 2
+    assert "cannot be read" in capsys.readouterr().err or "not a geocell" in capsys.readouterr().err
