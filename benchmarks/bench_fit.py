@@ -36,18 +36,15 @@ from benchmarks.common import environment, markdown_table, write_results  # noqa
 def _setup(n_images: int, batch_size: int, precision: str):
     from geocell_engine.data.dataset import load_splits
     from geocell_engine.engine.config import TrainConfig
-    from geocell_engine.engine.run import _build_cells
-    from geocell_engine.engine.tasks import Objective, country_anchors
+    from geocell_engine.engine.tasks import create_task
 
     splits, info = load_splits("bluemarble-v1")
     train = splits["train"].subsample(n_images, 0)
     work = Path(tempfile.mkdtemp(prefix="bench_fit_"))
     config = TrainConfig(epochs=1, batch_size=batch_size, quiet=True, precision=precision, out_dir=str(work),
                          cell_min_samples=10, cell_max_samples=100)
-    cells = _build_cells(config, train, work, lambda _: None)
-    objective = Objective(config, tuple(sorted(set(train.country.tolist()))), cells=cells,
-                          anchors=country_anchors(train.lat, train.lon, train.country))
-    return config, objective, splits, info, train, work
+    task = create_task(config, train, run_dir=work, log=lambda _: None)
+    return config, task, splits, info, train, work
 
 
 def run_case(case: str, n_images: int, batch_size: int) -> dict:
@@ -57,29 +54,28 @@ def run_case(case: str, n_images: int, batch_size: int) -> dict:
     import torch
 
     from geocell_engine.data.dataset import iterate_batches
-    from geocell_engine.engine.fit import _normaliser, build_model, fit
+    from geocell_engine.engine.fit import fit
+    from geocell_engine.engine.model import build_model
 
     precision = "bf16" if case == "bare-bf16" else "fp32"
-    config, objective, splits, info, train, work = _setup(n_images, batch_size, precision)
+    config, task, splits, info, train, work = _setup(n_images, batch_size, precision)
     if case == "fit":
         val = splits["val"].subsample(64, 1)
-        result = fit(config, objective, train, val, work, {"dataset": info.as_dict()}, log=lambda _: None)
+        result = fit(config, task, train, val, work, {"dataset": info.as_dict()}, log=lambda _: None)
         ips = result.history[-1]["train_images_per_s"]
     else:
-        model = build_model(config, objective)
+        model = build_model(config, task)
         model.train()
-        mean, std = _normaliser(model, "cpu")
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        country = torch.as_tensor(objective.country_targets(train.country))
+        targets = {k: torch.as_tensor(v) for k, v in task.targets(train).items()}
         seconds, n = 0.0, 0
         for step, (images, idx) in enumerate(iterate_batches(train, np.arange(len(train)), batch_size, 64)):
-            x = ((images.float() - mean) / std).contiguous(memory_format=torch.channels_last)
-            lat = torch.as_tensor(train.lat[idx], dtype=torch.float32)
-            lon = torch.as_tensor(train.lon[idx], dtype=torch.float32)
+            x = images.float().div_(255.0)
+            batch_targets = {k: v[torch.as_tensor(idx)] for k, v in targets.items()}
             start = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 outputs = model(x)
-            loss, _ = objective.loss(outputs, lat, lon, country[torch.as_tensor(idx)])
+            loss, _ = task.loss(outputs, batch_targets)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

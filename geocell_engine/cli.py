@@ -99,7 +99,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "YAML < flags."
         ),
     )
-    p.add_argument("--task", choices=["region", "country", "latlon", "distance", "multi"], default=None,
+    from geocell_engine.engine.tasks import list_tasks
+
+    p.add_argument("--task", choices=list_tasks(), default=None,
                    help="what to predict (default region: geocells with haversine label smoothing)")
     p.add_argument("--data", default=None, help="'bluemarble-v1' (default) or a manifest CSV/Parquet with image paths and lat/lon")
     p.add_argument("--split-file", default=None, help="an id,split file from 'cli.py data split' for a --data manifest")

@@ -123,16 +123,23 @@ def _topk(probs: torch.Tensor, k: int, labels: Optional[Sequence[str]]) -> TopK:
 class GeoModel(nn.Module):
     """One backbone shared by any set of heads.
 
+    The model owns its input normalisation: :meth:`forward` takes uint8 images (0-255) or
+    floating images scaled to [0, 1], and normalises them with the backbone's mean and std
+    (:attr:`Backbone.preprocessing`), so callers never normalise by hand.
+
     Args:
         backbone: a :class:`Backbone` (or any module mapping images (B, 3, H, W) to (B, F) with a
             ``num_features`` attribute).
         heads: ``{name: head}``; each head's ``in_features`` must equal the backbone's width.
+        mean, std: per-channel normalisation of [0, 1] RGB; default: the backbone's
+            ``preprocessing``, else ImageNet's.
 
     Raises:
         ValueError: no heads, or a head whose input width does not fit the backbone.
     """
 
-    def __init__(self, backbone: nn.Module, heads: Mapping[str, Head]) -> None:
+    def __init__(self, backbone: nn.Module, heads: Mapping[str, Head],
+                 mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None) -> None:
         super().__init__()
         if not heads:
             raise ValueError("a GeoModel needs at least one head")
@@ -144,6 +151,31 @@ class GeoModel(nn.Module):
                 )
         self.backbone = backbone
         self.heads = nn.ModuleDict(dict(heads))
+        if mean is None or std is None:
+            prep = getattr(backbone, "preprocessing", None)
+            if prep is not None:
+                mean, std = prep.mean, prep.std
+            else:
+                from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+                mean, std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+        # derived from the backbone, not learnt: left out of state_dict (persistent=False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) in 0-255, or float in [0, 1] -> float32 normalised for the backbone.
+
+        Raises:
+            TypeError: images of another dtype (int64, bool, ...).
+        """
+        if images.dtype == torch.uint8:
+            x = images.float().div_(255.0)
+        elif images.is_floating_point():
+            x = images.float()
+        else:
+            raise TypeError(f"images must be uint8 (0-255) or floating (0-1), got {images.dtype}")
+        return (x - self.mean) / self.std
 
     @classmethod
     def build(
@@ -176,9 +208,10 @@ class GeoModel(nn.Module):
     def forward(
         self, images: torch.Tensor, head_kwargs: Optional[Mapping[str, Mapping[str, Any]]] = None
     ) -> dict[str, HeadOutput]:
-        """images (B, 3, H, W) -> ``{head name: head output}``; ``head_kwargs`` passes extra
-        arguments to named heads (e.g. ``{"distance": {"anchor_index": idx}}``)."""
-        features = self.backbone(images)
+        """images (B, 3, H, W), uint8 0-255 or float 0-1 (see :meth:`normalise`) -> ``{head name:
+        head output}``; ``head_kwargs`` passes extra arguments to named heads (e.g.
+        ``{"distance": {"anchor_index": idx}}``)."""
+        features = self.backbone(self.normalise(images))
         head_kwargs = head_kwargs or {}
         unknown = set(head_kwargs) - set(self.heads)
         if unknown:

@@ -172,3 +172,32 @@ def iso2_to_adm0_codes(values: Any) -> np.ndarray:
 
     arr = np.char.upper(np.char.strip(np.asarray(values).astype(str)))
     return np.asarray(iso2_to_adm0(arr, strict=False))
+
+
+def country_reference_points(codes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A point inside each country's largest Natural Earth polygon (shapely's
+    ``point_on_surface``), for countries known only by their label.
+
+    Args:
+        codes: ``(N,)`` ``adm0_a3`` codes.
+
+    Returns:
+        ``(lat, lon)``: ``(N,)`` degrees.
+
+    Raises:
+        UnknownCountryNameError: a code that is not a Natural Earth country (named).
+    """
+    from geocell.boundaries import load_admin0
+
+    admin0 = load_admin0()
+    by_code = dict(zip(admin0["adm0_a3"].tolist(), admin0.geometry.tolist()))
+    lat, lon = [], []
+    for code in np.asarray(codes).astype(str).tolist():
+        geom = by_code.get(code)
+        if geom is None:
+            raise UnknownCountryNameError(f"{code!r} is not a Natural Earth adm0_a3 country code")
+        parts = getattr(geom, "geoms", [geom])
+        point = max(parts, key=lambda g: g.area).point_on_surface()
+        lat.append(point.y)
+        lon.append(point.x)
+    return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)

@@ -14,10 +14,15 @@ from typing import Any, Literal, Mapping
 
 from geocell_engine.errors import ConfigError
 
-__all__ = ["TrainConfig", "ConfigError", "QUICK_PRESET", "load_yaml_config", "resolve_config", "TASKS"]
+__all__ = ["TrainConfig", "ConfigError", "QUICK_PRESET", "load_yaml_config", "resolve_config", "known_tasks"]
 
-Task = Literal["region", "country", "latlon", "distance", "multi"]
-TASKS: tuple[str, ...] = ("region", "country", "latlon", "distance", "multi")
+
+
+def known_tasks() -> tuple[str, ...]:
+    """The registered task names (:func:`geocell_engine.engine.tasks.list_tasks`)."""
+    from geocell_engine.engine.tasks import list_tasks
+
+    return list_tasks()
 
 
 
@@ -25,7 +30,7 @@ TASKS: tuple[str, ...] = ("region", "country", "latlon", "distance", "multi")
 class TrainConfig:
     """Everything that decides a training run. Units: learning rates per step, tau in km."""
 
-    task: Task = "region"
+    task: str = "region"  # a registered task name (known_tasks())
     data: str = "bluemarble-v1"
     split_file: str | None = None  # an id,split file from `cli.py data split` for a manifest
     cells: str = "semantic"  # "semantic", "s2", or a CellSet .parquet path
@@ -68,22 +73,18 @@ class TrainConfig:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.task not in known_tasks():
+            raise ConfigError(f"task {self.task!r} is not one of {', '.join(known_tasks())}")
         for name in ("epochs", "batch_size", "accum_steps", "image_size", "cell_min_samples", "cell_max_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "tau_km", "distance_clip_km"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        bad = [t for t in self.multi_tasks if t not in TASKS or t == "multi"]
+        bad = [t for t in self.multi_tasks if t not in known_tasks() or t == "multi"]
         if bad:
-            raise ConfigError(f"multi_tasks has unknown tasks {bad}; choose from region, country, latlon, distance")
-
-    @property
-    def heads(self) -> tuple[str, ...]:
-        """Tasks whose heads this run trains."""
-        return tuple(self.multi_tasks) if self.task == "multi" else (self.task,)
+            singles = [t for t in known_tasks() if t != "multi"]
+            raise ConfigError(f"multi_tasks has unknown tasks {bad}; choose from {', '.join(singles)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists, dicts, str, numbers, None): for YAML and checkpoints."""

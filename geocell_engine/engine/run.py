@@ -10,6 +10,7 @@ directory: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``cells
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -25,9 +26,8 @@ from geocell_engine.data.dataset import (
     robustness_split,
 )
 from geocell_engine.engine.config import TrainConfig
-from geocell_engine.engine.tasks import Objective, country_anchors
 
-__all__ = ["run_training", "resolve_run_dir", "load_run_model", "evaluate_checkpoint", "RunSummary"]
+__all__ = ["run_training", "resolve_run_dir", "evaluate_checkpoint", "RunSummary"]
 
 
 @dataclass
@@ -53,33 +53,6 @@ def resolve_run_dir(config: TrainConfig) -> Path:
             return candidate
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
-
-
-def _build_cells(config: TrainConfig, train: GeoSplit, run_dir: Path, log: Callable[[str], None]):
-    from geocell.cells import CellSet, admin1_of_points
-
-    saved = run_dir / "cells.parquet"
-    if saved.is_file():
-        return CellSet.load(saved)
-    start = time.perf_counter()
-    point_admin1 = np.where(train.admin1 != "", train.admin1, admin1_of_points(train.lat, train.lon))
-    if config.cells == "semantic":
-        from geocell.semantic import build_semantic
-
-        cells = build_semantic(train.lat, train.lon, min_samples=config.cell_min_samples,
-                               max_samples=config.cell_max_samples, point_admin1=point_admin1)
-    elif config.cells == "s2":
-        from geocell.s2cells import build_s2
-
-        cells = build_s2(train.lat, train.lon, tau_min=config.s2_tau_min, tau_max=[config.s2_tau_max],
-                         point_admin1=point_admin1)[-1]
-    else:
-        cells = CellSet.load(config.cells)
-    cells.save(saved)
-    s = cells.summary()
-    log(f"cells: {s['cells']} {s['kind']} cells, {s['samples_per_cell_min']}-{s['samples_per_cell_max']} "
-        f"training samples each (median {s['samples_per_cell_median']:.0f}), built in {time.perf_counter() - start:.1f} s")
-    return cells
 
 
 def _write_config(config: TrainConfig, run_dir: Path) -> None:
@@ -127,14 +100,10 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     """Fit, evaluate, compare with baselines and write the report. Returns None on non-main ranks."""
     import torch
 
-    from geocell_engine.engine.checkpoint import load_checkpoint
-    from geocell_engine.engine.fit import (
-        build_model,
-        choose_precision,
-        fit,
-        predict_split,
-        setup_distributed,
-    )
+    from geocell_engine.engine.device import choose_precision, setup_distributed
+    from geocell_engine.engine.fit import fit
+    from geocell_engine.engine.predict import predict_split
+    from geocell_engine.engine.tasks import create_task
     from geocell_engine.evaluation.report import (
         comparison_table,
         evaluate,
@@ -156,88 +125,85 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     test = splits["test"].subsample(config.max_eval_samples, config.seed + 2)
     log(f"data: {info.name} ({info.version}); train {len(train):,}, val {len(val):,}, test {len(test):,} "
         f"(loaded in {time.perf_counter() - start:.1f} s)")
-    countries = tuple(sorted(set(train.country.tolist()) - {""}))
-    cells = _build_cells(config, train, run_dir, log) if "region" in config.heads else None
-    anchors = country_anchors(train.lat, train.lon, train.country)
-    objective = Objective(config, countries, cells=cells, anchors=anchors)
-    extra = {"dataset": info.as_dict()}
-    result = fit(config, objective, train, val, run_dir, extra, ctx=ctx, log=log)
+    task = create_task(config, train, run_dir=run_dir, log=log)
+    result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log)
     if not ctx.is_main:
         return None
 
-    model = build_model(config, objective, pretrained=False)
-    model.load_state_dict(load_checkpoint(result.best_path)["model"])
-    precision = choose_precision(config, "cpu")
-    preds = predict_split(model, objective, test, config, precision=precision)
+    model, device = result.model, ctx.device
+    precision = choose_precision(config.precision, device)
+    predict = functools.partial(predict_split, model, task, image_size=config.image_size,
+                                batch_size=max(64, config.batch_size), device=device, precision=precision,
+                                on_bad_image=config.on_bad_image)
+    preds = predict(test)
     preds.dump(run_dir / "predictions.csv")
     results = {"model": evaluate(preds)}
-    for name, baseline in _baselines(config, train, test, cells).items():
+    for name, baseline in _baselines(config, train, test, _find_cellset(task)).items():
         results[name] = evaluate(baseline)
     robust = robustness_split(config.data)
     if robust is not None:
         robust = robust.subsample(config.max_eval_samples, config.seed + 2)
-        results["model on shaded-relief patches"] = evaluate(
-            predict_split(model, objective, robust, config, name="model (shadedrelief)", precision=precision))
+        results["model on shaded-relief patches"] = evaluate(predict(robust, name="model (shadedrelief)"))
     extra_report = {
         "dataset": f"{info.name} ({info.version})", "dataset_sha256": dict(info.sha256),
-        "task": config.task, "heads": ", ".join(config.heads), "backbone": config.backbone,
-        "cells": (f"{len(cells)} {cells.kind} cells, hash {cells.hash[:12]}" if cells is not None else "none"),
+        "task": task.describe(), "backbone": config.backbone, "cells": _cells_summary(task),
         "epochs run": result.epochs_run, "stopped early": result.stopped_early,
         "training images/s": round(result.images_per_second, 1), "wall time (s)": round(time.perf_counter() - start, 1),
-        "train / val / test": f"{len(train)} / {len(val)} / {len(test)}",
+        "train / val / test": f"{len(train)} / {len(val)} / {len(test)}", "device": device,
     }
-    write_report(run_dir, results, result.history, preds, extra_report)
-    table = comparison_table(list(results.values()), names=list(results))
-    import json
-
-    report = json.loads((run_dir / "report.json").read_text())
-    return RunSummary(run_dir, table, report)
+    written = write_report(run_dir, results, result.history, preds, extra_report)
+    return RunSummary(run_dir, comparison_table(list(results.values()), names=list(results)), written.payload)
 
 
-def load_run_model(checkpoint: str | os.PathLike):
-    """(model in eval mode, objective, config, checkpoint dict) from a checkpoint file alone."""
-    from geocell_engine.engine.checkpoint import load_checkpoint
-    from geocell_engine.engine.fit import build_model
+def _find_cellset(task):
+    """The CellSet of the task (or of its region part), or None."""
+    if getattr(task, "cellset", None) is not None:
+        return task.cellset
+    for part in getattr(task, "parts", {}).values():
+        if getattr(part, "cellset", None) is not None:
+            return part.cellset
+    return None
 
-    ckpt = load_checkpoint(checkpoint)
-    config = TrainConfig.from_dict(ckpt["config"], source=str(checkpoint))
-    objective = Objective.from_checkpoint(config, ckpt)
-    model = build_model(config, objective, pretrained=False)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, objective, config, ckpt
+
+def _cells_summary(task) -> str:
+    cells = _find_cellset(task)
+    return f"{len(cells)} {cells.kind} cells, hash {cells.hash[:12]}" if cells is not None else "none"
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: str = "test",
                         dump: Optional[str] = None, out_dir: Optional[str] = None,
-                        max_samples: Optional[int] = None) -> RunSummary:
-    """Evaluate a checkpoint on a data set's split (or a whole manifest); writes a report."""
-    from geocell_engine.engine.checkpoint import check_compatible
-    from geocell_engine.engine.fit import choose_precision, predict_split
+                        max_samples: Optional[int] = None, device: Optional[str] = None) -> RunSummary:
+    """Evaluate a checkpoint on a data set's split (or a whole manifest); writes a report.
+
+    The run's ``cells.parquet`` beside the checkpoint (same hash) gives cell accuracy too.
+    """
+    from geocell_engine.engine.device import choose_device, choose_precision
+    from geocell_engine.engine.model import load_model
+    from geocell_engine.engine.predict import predict_split
+    from geocell_engine.errors import DataError
     from geocell_engine.evaluation.report import (
         comparison_table,
         evaluate,
         write_report,
     )
 
-    model, objective, config, ckpt = load_run_model(checkpoint)
+    device = device or choose_device()
+    loaded = load_model(checkpoint, device)
+    config, task = loaded.config, loaded.task
     splits, info = load_splits(data, seed=config.seed)
     if split not in splits:
-        from geocell_engine.data.dataset import DataError
-
         raise DataError(f"unknown split {split!r}; expected train, val or test")
     target = splits[split].subsample(max_samples, config.seed + 2)
-    if isinstance(objective.cells, dict):
-        check_compatible(ckpt, cells_hash=objective.cells["hash"], source=str(checkpoint))
-    preds = predict_split(model, objective, target, config, precision=choose_precision(config, "cpu"))
+    preds = predict_split(loaded.model, task, target, image_size=config.image_size,
+                          batch_size=max(64, config.batch_size), device=device,
+                          precision=choose_precision(config.precision, device))
     out = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(str(data)).stem}-{split}"
     out.mkdir(parents=True, exist_ok=True)
     if dump:
         preds.dump(dump)
     results = {"model": evaluate(preds)}
-    write_report(out, results, None, preds, {"checkpoint": str(checkpoint), "dataset": f"{info.name} ({info.version})",
-                                             "split": split, "trained on": ckpt.get("dataset", {}).get("name")})
-    import json
-
-    return RunSummary(out, comparison_table(list(results.values()), names=list(results)),
-                      json.loads((out / "report.json").read_text()))
+    written = write_report(out, results, None, preds,
+                           {"checkpoint": str(checkpoint), "dataset": f"{info.name} ({info.version})", "split": split,
+                            "trained on": loaded.checkpoint.get("dataset", {}).get("name"),
+                            "cells": _cells_summary(task), "device": device})
+    return RunSummary(out, comparison_table(list(results.values()), names=list(results)), written.payload)

@@ -48,6 +48,7 @@ __all__ = [
     "comparison_table",
     "per_country_markdown",
     "write_report",
+    "WrittenReport",
     "TABLE_THRESHOLDS_KM",
 ]
 
@@ -380,6 +381,14 @@ def _fmt_value(value: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ write_report
+@dataclass(frozen=True)
+class WrittenReport:
+    """What :func:`write_report` wrote: the ``report.json`` content and the file paths."""
+
+    payload: dict[str, Any]
+    paths: dict[str, Path]
+
+
 def _write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
@@ -390,7 +399,7 @@ def write_report(
     history: Optional[Sequence[Mapping[str, Any]]],
     model_preds: Optional[Predictions],
     extra: Optional[Mapping[str, Any]] = None,
-) -> dict[str, Path]:
+) -> "WrittenReport":
     """Write the final report of a run: plots, ``report.md``, then ``report.json``.
 
     Args:
@@ -406,9 +415,10 @@ def write_report(
             flattened with dotted keys).
 
     Returns:
-        ``{"json", "markdown", "training_curves", "confusion", "world_map",
-        "per_country_accuracy"}`` -> path, for the files written. Every file is written
-        atomically; ``report.json`` comes last, so its presence means the report is complete.
+        :class:`WrittenReport`: ``payload`` is what ``report.json`` holds; ``paths`` maps
+        ``"json", "markdown", "training_curves", "confusion", "world_map",
+        "per_country_accuracy"`` to the files written. Every file is written atomically;
+        ``report.json`` comes last, so its presence means the report is complete.
 
     Raises:
         ReportError: no results, a value that is not an EvalResult, a malformed history.
@@ -474,7 +484,7 @@ def write_report(
     }
     text = json.dumps(_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     paths["json"] = _write_text(run_dir / "report.json", text)
-    return paths
+    return WrittenReport(json.loads(text), paths)
 
 
 def _other_metrics_markdown(results: Mapping[str, EvalResult]) -> str:

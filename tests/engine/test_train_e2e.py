@@ -47,7 +47,7 @@ def test_every_task_trains_evaluates_and_predicts(tiny, tmp_path, task, capsys):
     assert "median" in out.lower()
     # the checkpoint loads with weights_only=True and carries the labels
     ckpt = torch.load(run / "best.pt", weights_only=True)
-    assert ckpt["vocab"]["country"] == ["AUS", "FRA", "USA"]
+    assert ckpt["task"]["labels"]["countries"] == ["AUS", "FRA", "USA"] and ckpt["task"]["name"] == task
     assert ckpt["dataset"]["name"] == "manifest.csv"
     # evaluate with a dump, and predict
     dump = tmp_path / "preds.csv"
@@ -100,7 +100,7 @@ def test_init_from_and_checkpoint_mismatch(tiny, tmp_path, capsys):
 
     ckpt = load_checkpoint(source)
     with pytest.raises(CheckpointError, match="vocabulary"):
-        check_compatible(ckpt, vocab={"country": ["AUS", "FRA"]})
+        check_compatible(ckpt, countries=["AUS", "FRA"])
     with pytest.raises(CheckpointError, match="cells"):
         check_compatible(ckpt, cells_hash="0" * 64)
 

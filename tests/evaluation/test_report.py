@@ -197,7 +197,7 @@ def test_write_report_writes_every_file(tmp_path):
     results = {"model": evaluate(preds), "constant": evaluate(make_preds(seed=2, name="constant"))}
     extra = {"dataset": {"name": "bluemarble-v1", "sha256": {"points": "ab12"}}, "epochs": 3,
              "timings": {"fit_s": np.float64(12.5)}, "config": Path("run/config.yaml")}
-    paths = write_report(tmp_path / "run", results, HISTORY, preds, extra=extra)
+    paths = write_report(tmp_path / "run", results, HISTORY, preds, extra=extra).paths
     assert set(paths) == {"json", "markdown", "training_curves", "confusion", "world_map", "per_country_accuracy"}
     for key in ("training_curves", "confusion", "world_map", "per_country_accuracy"):
         check_png(paths[key])
@@ -218,7 +218,7 @@ def test_write_report_writes_every_file(tmp_path):
 
 def test_write_report_without_history_or_predictions(tmp_path):
     results = {"model": evaluate(make_preds(n=50))}
-    paths = write_report(tmp_path, results, None, None)
+    paths = write_report(tmp_path, results, None, None).paths
     assert set(paths) == {"json", "markdown", "per_country_accuracy"}
     assert json.loads(paths["json"].read_text())["history"] == []
 

@@ -1,0 +1,215 @@
+"""``region``: classify into geocells, with haversine label smoothing (PIGEON).
+
+The cells are built from the training points once per run and saved as ``cells.parquet`` in
+the run folder; the checkpoint carries them as plain tensors (:class:`CellState`), so a model
+loads without the data. Evaluation scores cell accuracy when the run's ``cells.parquet`` (with
+the same hash) is beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from geocell_engine.engine.tasks.base import Labels, Task, register_task
+
+
+def _sparse_to_state(matrix) -> dict[str, Any]:
+    import torch
+
+    coo = matrix.tocoo()
+    return {"row": torch.as_tensor(coo.row, dtype=torch.long), "col": torch.as_tensor(coo.col, dtype=torch.long),
+            "value": torch.as_tensor(coo.data, dtype=torch.float64), "shape": list(coo.shape)}
+
+
+def _sparse_from_state(state: Mapping[str, Any]):
+    from scipy import sparse
+
+    return sparse.csr_matrix((np.asarray(state["value"]), (np.asarray(state["row"]), np.asarray(state["col"]))),
+                             shape=tuple(state["shape"]))
+
+
+@dataclass(frozen=True)
+class CellState:
+    """The cells as a classifier needs them, without geometry (what a checkpoint stores).
+
+    Attributes:
+        ids: ``(K,)`` cell ids. centroid_lat, centroid_lon: ``(K,)`` degrees.
+        hash: :attr:`geocell.CellSet.hash`. kind: "semantic" or "s2".
+        countries, admin1: the columns of the hierarchy matrices.
+        to_country, to_admin1: ``(K, C)`` / ``(K, A)`` row-stochastic scipy sparse matrices.
+    """
+
+    ids: tuple[str, ...]
+    centroid_lat: np.ndarray
+    centroid_lon: np.ndarray
+    hash: str
+    kind: str
+    countries: tuple[str, ...]
+    admin1: tuple[str, ...]
+    to_country: Any
+    to_admin1: Any
+
+    @classmethod
+    def from_cellset(cls, cells: Any) -> "CellState":
+        to_admin1, to_country = cells.hierarchy()
+        return cls(tuple(str(i) for i in cells.ids), np.asarray(cells.centroid_lat, dtype=np.float64),
+                   np.asarray(cells.centroid_lon, dtype=np.float64), cells.hash, cells.kind,
+                   tuple(cells.country_vocab()), tuple(cells.admin1_vocab()), to_country, to_admin1)
+
+    def to_state(self) -> dict[str, Any]:
+        import torch
+
+        return {"ids": list(self.ids), "centroid_lat": torch.as_tensor(self.centroid_lat, dtype=torch.float64),
+                "centroid_lon": torch.as_tensor(self.centroid_lon, dtype=torch.float64), "hash": self.hash,
+                "kind": self.kind, "countries": list(self.countries), "admin1": list(self.admin1),
+                "to_country": _sparse_to_state(self.to_country), "to_admin1": _sparse_to_state(self.to_admin1)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "CellState":
+        return cls(tuple(str(i) for i in state["ids"]), np.asarray(state["centroid_lat"], dtype=np.float64),
+                   np.asarray(state["centroid_lon"], dtype=np.float64), str(state["hash"]), str(state["kind"]),
+                   tuple(state["countries"]), tuple(state["admin1"]),
+                   _sparse_from_state(state["to_country"]), _sparse_from_state(state["to_admin1"]))
+
+
+def build_cells(config, train, log: Callable[[str], None] = print):
+    """The run's CellSet from its training points: ``config.cells`` is "semantic", "s2" or a file."""
+    from geocell.cells import CellSet, admin1_of_points
+
+    start = time.perf_counter()
+    if config.cells not in ("semantic", "s2"):
+        cells = CellSet.load(config.cells)
+    else:
+        point_admin1 = np.where(train.admin1 != "", train.admin1, admin1_of_points(train.lat, train.lon))
+        if config.cells == "semantic":
+            from geocell.semantic import build_semantic
+
+            cells = build_semantic(train.lat, train.lon, min_samples=config.cell_min_samples,
+                                   max_samples=config.cell_max_samples, point_admin1=point_admin1)
+        else:
+            from geocell.s2cells import build_s2
+
+            cells = build_s2(train.lat, train.lon, tau_min=config.s2_tau_min, tau_max=[config.s2_tau_max],
+                             point_admin1=point_admin1)[-1]
+    s = cells.summary()
+    log(f"cells: {s['cells']} {s['kind']} cells, {s['samples_per_cell_min']}-{s['samples_per_cell_max']} "
+        f"training samples each (median {s['samples_per_cell_median']:.0f}), built in {time.perf_counter() - start:.1f} s")
+    return cells
+
+
+@register_task("region")
+class RegionTask(Task):
+    """Geocell classification. ``config.label_smoothing`` "haversine" trains on PIGEON's soft
+    targets ``exp(-(d(cell, point) - d(nearest cell, point)) / tau_km)``; "none" on the index of
+    the cell that holds the point (plain cross-entropy).
+
+    Args:
+        cells: the cells as plain tensors. cellset: the full CellSet when it is at hand (at
+            training time, or loaded from the run folder), used to find the true cell of a point.
+    """
+
+    CELLS_FILE = "cells.parquet"
+
+    def __init__(self, config, labels: Labels, cells: CellState, cellset: Any = None) -> None:
+        super().__init__(config, labels)
+        self.cells = cells
+        self.cellset = cellset
+        self._smoothing = None
+
+    @classmethod
+    def build(cls, config, labels, train, run_dir: Optional[Path] = None, log=print) -> "RegionTask":
+        from geocell.cells import CellSet
+
+        saved = None if run_dir is None else Path(run_dir) / cls.CELLS_FILE
+        if saved is not None and saved.is_file():
+            cellset = CellSet.load(saved)
+        else:
+            cellset = build_cells(config, train, log)
+            if saved is not None:
+                cellset.save(saved)
+        return cls(config, labels, CellState.from_cellset(cellset), cellset)
+
+    @classmethod
+    def from_state(cls, config, labels, state, run_dir: Optional[Path] = None) -> "RegionTask":
+        cells = CellState.from_state(state["cells"])
+        cellset = None
+        saved = None if run_dir is None else Path(run_dir) / cls.CELLS_FILE
+        if saved is not None and saved.is_file():
+            from geocell.cells import CellSet
+
+            candidate = CellSet.load(saved)
+            cellset = candidate if candidate.hash == cells.hash else None
+        return cls(config, labels, cells, cellset)
+
+    def state(self) -> dict[str, Any]:
+        return {"cells": self.cells.to_state()}
+
+    @classmethod
+    def state_from_format_1(cls, config, ckpt) -> dict[str, Any]:
+        return {"cells": ckpt["cells"]}
+
+    @property
+    def cells_hash(self) -> Optional[str]:
+        return self.cells.hash
+
+    def build_heads(self, in_features: int) -> dict[str, Any]:
+        from heads import create_head
+
+        c = self.cells
+        return {"region": create_head("cell", in_features, num_cells=len(c.ids), cell_lat=c.centroid_lat,
+                                      cell_lon=c.centroid_lon, cell_to_country=c.to_country,
+                                      cell_to_admin1=c.to_admin1, countries=list(c.countries),
+                                      admin1=list(c.admin1), cell_ids=list(c.ids))}
+
+    def targets(self, split) -> dict[str, np.ndarray]:
+        out = super().targets(split)
+        if self.config.label_smoothing == "none":
+            if self.cellset is None:
+                raise ValueError("label_smoothing 'none' needs the CellSet to find each point's cell")
+            out["cell"] = np.asarray(self.cellset.assign(split.lat, split.lon), dtype=np.int64)
+        return out
+
+    def loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
+        logits = outputs["region"].logits.float()
+        if self.config.label_smoothing == "none":
+            import torch.nn.functional as F
+
+            value = F.cross_entropy(logits, targets["cell"], ignore_index=-1)
+        else:
+            if self._smoothing is None:
+                from losses import HaversineSmoothingLoss
+
+                self._smoothing = HaversineSmoothingLoss(self.cells.centroid_lat, self.cells.centroid_lon,
+                                                         tau_km=self.config.tau_km)
+            value = self._smoothing.to(logits.device)(logits, targets["lat"], targets["lon"])
+        return value, {"region": float(value.detach())}
+
+    def country_proba(self, outputs: Mapping[str, Any]) -> Optional[np.ndarray]:
+        """The cells' marginal country probabilities, on the run's country vocabulary."""
+        country_probs = outputs["region"].country_probs
+        if country_probs is None:
+            return None
+        probs = country_probs.float().cpu().numpy()
+        out = np.zeros((probs.shape[0], len(self.labels.countries)), dtype=np.float64)
+        index = {c: i for i, c in enumerate(self.labels.countries)}
+        for j, c in enumerate(self.cells.countries):
+            if c in index:
+                out[:, index[c]] += probs[:, j]
+        return out
+
+    def collect(self, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {"pred_cell": outputs["region"].logits.argmax(dim=1).cpu().numpy()}
+
+    def finish(self, collected: Mapping[str, np.ndarray], lat: np.ndarray, lon: np.ndarray) -> dict[str, Any]:
+        true = None
+        if self.cellset is not None and lat.size:
+            true = np.asarray(self.cellset.assign(lat, lon), dtype=np.int64)
+        return {"pred_cell": collected["pred_cell"], "true_cell": true}
+
+    def describe(self) -> str:
+        return f"region ({len(self.cells.ids)} {self.cells.kind} cells)"
