@@ -69,12 +69,17 @@ class TrainConfig:
     out_dir: str = "runs"
     run_name: str | None = None
     init_from: str | None = None
+    init_heads: bool = False  # with init_from: copy the heads too (vocabulary / cells must match)
+    checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0: at epoch ends only)
     resume: bool = True
+    extend_epochs: bool = False  # allow a resume with more epochs (the schedule is rebuilt)
     quiet: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in known_tasks():
             raise ConfigError(f"task {self.task!r} is not one of {', '.join(known_tasks())}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         for name in ("epochs", "batch_size", "accum_steps", "image_size", "cell_min_samples", "cell_max_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

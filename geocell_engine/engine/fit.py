@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -28,7 +28,7 @@ from geocell_engine.engine.model import build_model
 from geocell_engine.engine.predict import predict_split
 from geocell_engine.engine.tasks import Task
 
-__all__ = ["fit", "train_one_epoch", "validate", "FitResult", "augment_batch"]
+__all__ = ["fit", "train_one_epoch", "validate", "FitResult", "EpochProgress", "augment_batch"]
 
 
 def _unwrap(model):
@@ -89,22 +89,54 @@ class _Loop:
     generator: Any
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch got: micro-batches done and the loss sums so far (a mid-epoch checkpoint
+    stores it, so a resumed epoch reports the same mean loss as an uninterrupted one)."""
+
+    micro: int = 0
+    loss_sum: float = 0.0
+    parts_sum: dict = field(default_factory=dict)
+    batches: int = 0
+
+    def means(self) -> dict[str, float]:
+        n = max(self.batches, 1)
+        return {"train_loss": self.loss_sum / n, **{f"train_loss_{k}": v / n for k, v in self.parts_sum.items()}}
+
+
 def train_one_epoch(loop: _Loop, task: Task, train: GeoSplit, targets: Mapping[str, Any], order: np.ndarray,
                     config: TrainConfig, device: str, precision: str, bad_log: BadImageLog,
-                    progress: Optional[Any] = None) -> dict[str, float]:
-    """One pass over ``order`` (indices into ``train``); returns the mean loss and its parts.
+                    progress: Optional[Any] = None, done: Optional[EpochProgress] = None,
+                    after_step: Optional[Callable[[EpochProgress], None]] = None) -> EpochProgress:
+    """One pass over ``order`` (indices into ``train``), from micro-batch ``done.micro`` on.
 
     Args:
         targets: the task's per-sample targets as CPU tensors (``task.targets(train)``).
+        done: what a resumed epoch had done before (None: start of the epoch).
+        after_step: called after every optimizer step with the progress so far (mid-epoch
+            checkpoints). A last partial accumulation at the end of the epoch is stepped too.
+
+    Returns:
+        The epoch's :class:`EpochProgress`.
     """
     import torch
 
     model, optimizer = loop.model, loop.optimizer
     model.train()
-    loss_sum, parts_sum, batches = 0.0, {}, 0
+    state = done or EpochProgress()
+    pending = 0
+
+    def step() -> None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loop.step += 1
+        loop.scheduler.step_update(loop.step)
+        if loop.ema is not None:
+            loop.ema.update(_unwrap(model), step=loop.step)
+
     optimizer.zero_grad(set_to_none=True)
-    for micro, (images, idx) in enumerate(iterate_batches(train, order, config.batch_size, config.image_size,
-                                                         config.on_bad_image, bad_log)):
+    rest = order[state.micro * config.batch_size:]
+    for images, idx in iterate_batches(train, rest, config.batch_size, config.image_size, config.on_bad_image, bad_log):
         x = images.to(device, non_blocking=True).float().div_(255.0)
         if config.augment:
             x = augment_batch(x, loop.generator)
@@ -114,22 +146,23 @@ def train_one_epoch(loop: _Loop, task: Task, train: GeoSplit, targets: Mapping[s
             outputs = model(x)
         loss, parts = task.loss(outputs, batch_targets)
         (loss / config.accum_steps).backward()
-        if (micro + 1) % config.accum_steps == 0:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loop.step += 1
-            loop.scheduler.step_update(loop.step)
-            if loop.ema is not None:
-                loop.ema.update(_unwrap(model), step=loop.step)
-        loss_sum += float(loss.detach())
+        pending += 1
+        state.micro += 1
+        state.loss_sum += float(loss.detach())
         for k, v in parts.items():
-            parts_sum[k] = parts_sum.get(k, 0.0) + v
-        batches += 1
+            state.parts_sum[k] = state.parts_sum.get(k, 0.0) + v
+        state.batches += 1
+        if pending == config.accum_steps:
+            step()
+            pending = 0
+            if after_step is not None:
+                after_step(state)
         if progress is not None:
             progress.update(len(idx))
-            progress.set_postfix(loss=f"{loss_sum / batches:.3f}")
-    return {"train_loss": loss_sum / max(batches, 1),
-            **{f"train_loss_{k}": v / max(batches, 1) for k, v in parts_sum.items()}}
+            progress.set_postfix(loss=f"{state.loss_sum / state.batches:.3f}")
+    if pending:  # the last, partial accumulation of the epoch
+        step()
+    return state
 
 
 def validate(model, task: Task, val: GeoSplit, config: TrainConfig, device: str, precision: str) -> tuple[dict[str, float], float]:
@@ -147,12 +180,10 @@ def validate(model, task: Task, val: GeoSplit, config: TrainConfig, device: str,
 
 def _setup(config: TrainConfig, task: Task, train: GeoSplit, ctx: DistContext, log) -> tuple[_Loop, int]:
     import torch
-    from timm.scheduler import CosineLRScheduler
-
     torch.manual_seed(config.seed)
     model = build_model(config, task).to(ctx.device)
     if config.init_from:
-        _init_from(model, config.init_from, log)
+        init_from_checkpoint(model, task, config.init_from, heads=config.init_heads, log=log)
     backbone_params = list(model.backbone.parameters())
     head_params = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     optimizer = torch.optim.AdamW(
@@ -161,10 +192,7 @@ def _setup(config: TrainConfig, task: Task, train: GeoSplit, ctx: DistContext, l
         weight_decay=config.weight_decay,
     )
     shard = max(1, len(train) // ctx.world_size)
-    steps_per_epoch = max(1, math.ceil(shard / (config.batch_size * config.accum_steps)))
-    scheduler = CosineLRScheduler(optimizer, t_initial=steps_per_epoch * config.epochs, lr_min=config.lr * 0.01,
-                                  warmup_t=int(config.warmup_epochs * steps_per_epoch),
-                                  warmup_lr_init=config.lr * 0.01, t_in_epochs=False)
+    scheduler = _schedule(config, optimizer, shard)
     ema = None
     if config.ema:
         from timm.utils import ModelEmaV3
@@ -191,29 +219,41 @@ def fit(
     checkpoint_extra: dict[str, Any],
     ctx: DistContext = DistContext(),
     log: Callable[[str], None] = print,
+    hook: Optional[Callable[[str, int, int], None]] = None,
 ) -> FitResult:
     """Train, validating and checkpointing after every epoch; resumes from ``run_dir/last.pt``.
 
+    ``last.pt`` is also written every ``config.checkpoint_every`` optimizer steps inside an
+    epoch. A resume restores the weights, optimiser, schedule, EMA, the random-number states and
+    the position in the epoch, so it continues exactly where the checkpoint was taken (bitwise
+    with one process, one thread and deterministic kernels). It refuses changed settings
+    (:func:`geocell_engine.engine.resume.check_resume_config`).
+
     Args:
         checkpoint_extra: plain data stored in every checkpoint (dataset identity).
+        hook: called as ``hook(event, epoch, step)`` with ``"step"`` after every optimizer step
+            and ``"checkpoint"`` after every write of ``last.pt`` (tests use it to interrupt a
+            run at a chosen point).
 
     Returns:
         :class:`FitResult` with the best model loaded.
+
+    Raises:
+        DataError: an epoch in which no training image could be read.
+        ConfigError: a resume with changed settings.
     """
     import torch
     from tqdm.auto import tqdm
 
-    from geocell_engine.engine.checkpoint import (
-        check_compatible,
-        load_checkpoint,
-        save_checkpoint,
-    )
+    from geocell_engine.engine.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+    from geocell_engine.engine.resume import check_resume_config, rng_state, set_rng_state
+    from geocell_engine.errors import DataError
 
     device = ctx.device
     precision = choose_precision(config.precision, device)
     loop, shard = _setup(config, task, train, ctx, log)
     history: list[dict[str, Any]] = []
-    start_epoch, best, since_best = 1, math.inf, 0
+    start_epoch, best, since_best, resumed = 1, math.inf, 0, None
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if ctx.is_main:  # temp files of writes cut short by a kill: never renamed, so never valid
         for stale in run_dir.glob(".*.tmp"):
@@ -221,6 +261,7 @@ def fit(
     task_state = {"name": task.name, "labels": task.labels.to_state(), "state": task.state()}
     if last_path.is_file():
         ckpt = load_checkpoint(last_path)
+        changed = check_resume_config(ckpt["config"], config.to_dict(), source=str(last_path))
         check_compatible(ckpt, cells_hash=task.cells_hash, countries=task.labels.countries, source=str(last_path))
         _unwrap(loop.model).load_state_dict(ckpt["model"])
         loop.optimizer.load_state_dict(ckpt["optimizer"])
@@ -229,9 +270,20 @@ def fit(
             loop.ema.load_state_dict(ckpt["ema"])
         history, loop.step = list(ckpt["history"]), int(ckpt["step"])
         start_epoch, best, since_best = int(ckpt["epoch"]) + 1, float(ckpt["best_metric"]), int(ckpt["since_best"])
+        if ckpt.get("rng") is not None:
+            set_rng_state(ckpt["rng"], loop.generator)
+        if ckpt.get("in_epoch"):
+            resumed = EpochProgress(**ckpt["in_epoch"])
+        if "epochs" in changed:
+            loop.scheduler = _schedule(config, loop.optimizer, shard)
+            loop.scheduler.step_update(loop.step)
+            if ctx.is_main:
+                _record_change(run_dir, {"epochs": [ckpt["config"]["epochs"], config.epochs], "at_step": loop.step})
+            log(f"extending the run from {ckpt['config']['epochs']} to {config.epochs} epochs (schedule rebuilt)")
         if ctx.is_main:  # a kill between the checkpoint and the history write leaves it one row short
             _write_history(run_dir / "metrics.jsonl", history)
-        log(f"resuming {run_dir} after epoch {ckpt['epoch']} (step {loop.step})")
+        where = f"in epoch {start_epoch} (step {loop.step})" if resumed else f"after epoch {ckpt['epoch']} (step {loop.step})"
+        log(f"resuming {run_dir} {where}")
 
     targets = {k: torch.as_tensor(v) for k, v in task.targets(train).items()}
     bad_log = BadImageLog([])
@@ -240,22 +292,48 @@ def fit(
     log(f"training {task.describe()} on {len(train):,} images ({precision}, {device}, "
         f"{ctx.world_size} process{'es' if ctx.world_size > 1 else ''}), validating on {len(val):,}")
 
+    def payload(epoch_done: int, in_epoch: Optional[EpochProgress]) -> dict[str, Any]:
+        return {
+            "model": _unwrap(loop.model).state_dict(),
+            "ema": loop.ema.state_dict() if loop.ema is not None else None,
+            "optimizer": loop.optimizer.state_dict(), "scheduler": loop.scheduler.state_dict(),
+            "epoch": epoch_done, "step": loop.step, "best_metric": best, "since_best": since_best,
+            "in_epoch": None if in_epoch is None else dict(vars(in_epoch), parts_sum=dict(in_epoch.parts_sum)),
+            "rng": rng_state(loop.generator),
+            "history": history, "config": config.to_dict(), "task": task_state, **checkpoint_extra,
+        }
+
     for epoch in range(start_epoch, config.epochs + 1):
         if since_best >= config.patience:
             stopped_early = True
             break
         rng = np.random.default_rng(config.seed * 1000 + epoch)
         order = rng.permutation(len(train))[ctx.rank::ctx.world_size][:shard]
-        bar = tqdm(total=len(order), unit="img", desc=f"epoch {epoch}/{config.epochs}",
+        done, resumed = resumed, None
+        bar = tqdm(total=len(order), initial=min(len(order), (done.micro if done else 0) * config.batch_size),
+                   unit="img", desc=f"epoch {epoch}/{config.epochs}",
                    disable=True if config.quiet or not ctx.is_main else None, leave=False)
+
+        def after_step(progress: EpochProgress, epoch: int = epoch) -> None:
+            if hook is not None:
+                hook("step", epoch, loop.step)
+            if config.checkpoint_every and loop.step % config.checkpoint_every == 0 and ctx.is_main:
+                save_checkpoint(last_path, payload(epoch - 1, progress))
+                if hook is not None:
+                    hook("checkpoint", epoch, loop.step)
+
         epoch_start = time.perf_counter()
-        row: dict[str, Any] = {"epoch": epoch}
-        row.update(train_one_epoch(loop, task, train, targets, order, config, device, precision, bad_log, bar))
+        progress = train_one_epoch(loop, task, train, targets, order, config, device, precision, bad_log, bar,
+                                   done=done, after_step=after_step)
         bar.close()
+        if progress.batches == 0:
+            raise DataError(f"epoch {epoch}: none of the {len(order):,} training images could be read "
+                            f"({len(bad_log)} unreadable; first: {bad_log.rows[0] if bad_log.rows else '-'})")
         epoch_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_seconds
         images_seen += len(order)
         eval_model = loop.ema.module if loop.ema is not None else _unwrap(loop.model)
+        row: dict[str, Any] = {"epoch": epoch, **progress.means()}
         row.update({"step": loop.step, "lr": loop.optimizer.param_groups[1]["lr"], "epoch_seconds": epoch_seconds,
                     "train_images_per_s": len(order) / max(epoch_seconds, 1e-9)})
         if ctx.is_main:
@@ -264,16 +342,12 @@ def fit(
             improved = score < best
             best, since_best = (score, 0) if improved else (best, since_best + 1)
             history.append(row)
-            payload = {
-                "model": _unwrap(loop.model).state_dict(),
-                "ema": loop.ema.state_dict() if loop.ema is not None else None,
-                "optimizer": loop.optimizer.state_dict(), "scheduler": loop.scheduler.state_dict(),
-                "epoch": epoch, "step": loop.step, "best_metric": best, "since_best": since_best,
-                "history": history, "config": config.to_dict(), "task": task_state, **checkpoint_extra,
-            }
+            state = payload(epoch, None)
             if improved:
-                save_checkpoint(best_path, dict(payload, model=eval_model.state_dict()))
-            save_checkpoint(last_path, payload)
+                save_checkpoint(best_path, dict(state, model=eval_model.state_dict()))
+            save_checkpoint(last_path, state)
+            if hook is not None:
+                hook("checkpoint", epoch, loop.step)
             _write_history(run_dir / "metrics.jsonl", history)
             log(f"epoch {epoch}: loss {row['train_loss']:.4f}  val median {row['val_median_km']:,.0f} km  "
                 f"val country {row['val_country_acc']:.1%}  {row['train_images_per_s']:.0f} img/s"
@@ -299,19 +373,64 @@ def fit(
                      time.perf_counter() - started, images_seen / max(train_seconds, 1e-9), model)
 
 
-def _init_from(model, path: str, log: Callable[[str], None]) -> None:
-    """Task-aware pretraining: copy the backbone (and heads of the same shape) from a checkpoint."""
-    from geocell_engine.engine.checkpoint import load_checkpoint
+def _schedule(config: TrainConfig, optimizer, shard: int):
+    """timm's warmup + cosine schedule, stepped per optimizer update."""
+    from timm.scheduler import CosineLRScheduler
+
+    steps_per_epoch = max(1, math.ceil(math.ceil(shard / config.batch_size) / config.accum_steps))
+    return CosineLRScheduler(optimizer, t_initial=steps_per_epoch * config.epochs, lr_min=config.lr * 0.01,
+                             warmup_t=int(config.warmup_epochs * steps_per_epoch),
+                             warmup_lr_init=config.lr * 0.01, t_in_epochs=False)
+
+
+def _record_change(run_dir: Path, change: Mapping[str, Any]) -> None:
+    """Append a settings change of a resumed run to ``run_dir/changes.jsonl`` (atomically)."""
+    from geocell.tables import atomic_write
+
+    path = run_dir / "changes.jsonl"
+    old = path.read_text() if path.is_file() else ""
+    atomic_write(path, lambda p: p.write_text(old + json.dumps(dict(change), sort_keys=True) + "\n"))
+
+
+def init_from_checkpoint(model, task: Task, path: str, heads: bool = False,
+                         log: Callable[[str], None] = print) -> list[str]:
+    """Task-aware pretraining: copy a checkpoint's backbone (and, with ``heads``, its heads).
+
+    The backbone must match tensor for tensor. Heads are copied only when the checkpoint's
+    country vocabulary and cells equal this run's; otherwise the error names what differs.
+
+    Returns:
+        The names of the copied tensors.
+
+    Raises:
+        CheckpointError: another backbone (first differing tensor named), or heads requested for
+        another vocabulary / other cells.
+    """
+    from geocell_engine.engine.checkpoint import check_compatible, load_checkpoint
     from geocell_engine.errors import CheckpointError
 
-    state = load_checkpoint(path)["model"]
-    own = model.state_dict()
-    compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    backbone_keys = [k for k in compatible if k.startswith("backbone.")]
-    if not backbone_keys:
-        raise CheckpointError(f"{path}: its backbone does not fit this model (another architecture?)")
-    model.load_state_dict(compatible, strict=False)
-    log(f"initialised {len(backbone_keys)} backbone and {len(compatible) - len(backbone_keys)} head tensors from {path}")
+    ckpt = load_checkpoint(path)
+    state, own = ckpt["model"], model.state_dict()
+    own_backbone = [k for k in own if k.startswith("backbone.")]
+    for key in own_backbone:
+        if key not in state or tuple(state[key].shape) != tuple(own[key].shape):
+            found = "missing" if key not in state else f"shape {tuple(state[key].shape)}"
+            raise CheckpointError(f"{path}: its backbone does not fit this model ({key}: {found}, expected "
+                                  f"{tuple(own[key].shape)}; it was trained with {ckpt['config'].get('backbone')!r})")
+    copy = {k: state[k] for k in own_backbone}
+    if heads:
+        check_compatible(ckpt, countries=task.labels.countries, cells_hash=task.cells_hash, source=str(path))
+        head_keys = [k for k in own if not k.startswith("backbone.") and k in state
+                     and tuple(state[k].shape) == tuple(own[k].shape)]
+        if not head_keys:
+            raise CheckpointError(f"{path}: none of its heads ({ckpt['task']['name']}) fit this run's "
+                                  f"({task.describe()})")
+        copy.update({k: state[k] for k in head_keys})
+    model.load_state_dict(copy, strict=False)
+    n_heads = len(copy) - len(own_backbone)
+    log(f"initialised {len(own_backbone)} backbone" + (f" and {n_heads} head" if heads else "") +
+        f" tensors from {path}")
+    return sorted(copy)
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:

@@ -78,8 +78,12 @@ def test_resume_continues_from_last_epoch(tiny, tmp_path, capsys):
     (run / "report.json").unlink()  # pretend the run stopped before its report
     (run / ".last.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # a write cut short by a kill
     (run / "metrics.jsonl").write_text("")  # killed between the checkpoint and the history write
-    assert train(tiny, tmp_path, "--task", "country", "--epochs", "2", "--run-name", "r") == 0
+    (tmp_path / "extend.yaml").write_text("extend_epochs: true\n")
+    assert train(tiny, tmp_path, "--task", "country", "--epochs", "2", "--run-name", "r",
+                 "--config", str(tmp_path / "extend.yaml")) == 0
     out = capsys.readouterr().out
+    assert "extending the run from 1 to 2 epochs" in out
+    assert [__import__("json").loads(x) for x in (run / "changes.jsonl").read_text().splitlines()][0]["epochs"] == [1, 2]
     assert "resuming" in out and "after epoch 1" in out
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2]
