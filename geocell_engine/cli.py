@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from geocell.constants import SPATIAL_SPLIT_BUFFER_KM
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 
@@ -290,7 +292,9 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("manifest", type=Path)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--method", choices=["random", "spatial"], default="spatial")
-    s.add_argument("--buffer-km", type=float, default=363.0)
+    s.add_argument("--buffer-km", type=float, default=SPATIAL_SPLIT_BUFFER_KM,
+                   help="spatial: smallest distance from every held-out point to every training point "
+                        "(default %(default)s km)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_data_split)
     r = sub.add_parser("resize", help="pre-resize a data set once (shorter side N px) into a cache folder")
