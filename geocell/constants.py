@@ -28,3 +28,15 @@ ACCURACY_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 
 #: Default search radius of the nearest-polygon fallback in point -> country assignment (km).
 ASSIGN_MAX_DISTANCE_KM: float = 25.0
+
+#: Temperature of PIGEON's haversine label smoothing, km: a training point gives cell i the
+#: target ``exp(-(d_i - min_j d_j) / tau)`` (the ``tau_km`` training default).
+LABEL_SMOOTHING_TAU_KM: float = 75.0
+
+#: Distance clip of GeoTrainr's pairwise distance discriminator: 10 degrees of arc, about
+#: 1110 km (the ``distance_clip_km`` training default).
+DISTANCE_CLIP_KM: float = 1110.0
+
+#: Smallest distance between every held-out point and every training point in a spatially
+#: disjoint split, km (the ``cli.py data split --buffer-km`` default; bluemarble-v1 uses it too).
+SPATIAL_SPLIT_BUFFER_KM: float = 363.0

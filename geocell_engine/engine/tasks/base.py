@@ -141,10 +141,13 @@ class Task:
         needs_coordinates: whether training samples must carry lat/lon (False: country labels
             are enough, e.g. an ImageFolder tree of country folders).
         score_name: what :meth:`score` measures (lower is better), for logs.
+        composite: whether the task combines other tasks (``multi``); a composite task cannot be
+            one of ``multi_tasks`` or a ``loss_weights`` key.
     """
 
     name: ClassVar[str] = ""
     needs_coordinates: ClassVar[bool] = True
+    composite: ClassVar[bool] = False
     score_name: ClassVar[str] = "val median km"
 
     def __init__(self, config: "TrainConfig", labels: Labels) -> None:

@@ -21,6 +21,8 @@ class MultiTask(Task):
         parts: ``{name: task}`` in the order of ``config.multi_tasks``.
     """
 
+    composite = True
+
     def __init__(self, config, labels: Labels, parts: Mapping[str, Task]) -> None:
         super().__init__(config, labels)
         self.parts = dict(parts)
@@ -28,9 +30,13 @@ class MultiTask(Task):
     @classmethod
     def _classes(cls, config) -> dict[str, type[Task]]:
         names = tuple(config.multi_tasks)
-        if not names or "multi" in names or len(set(names)) != len(names):
+        if not names or len(set(names)) != len(names):
             raise ConfigError(f"multi_tasks must name distinct single tasks, got {list(names)}")
-        return {name: get_task_class(name) for name in names}
+        classes = {name: get_task_class(name) for name in names}
+        nested = [name for name, c in classes.items() if c.composite]
+        if nested:
+            raise ConfigError(f"multi_tasks cannot name the composite tasks {nested}")
+        return classes
 
     @classmethod
     def build(cls, config, labels, train, run_dir: Optional[Path] = None, log=print) -> "MultiTask":
