@@ -21,6 +21,7 @@ from geocell.constants import SPATIAL_SPLIT_BUFFER_KM
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -360,16 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input or usage)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from geocell.errors import GeocellError
-
+    """Run the CLI; returns the exit code (0 ok, 2 bad input or usage, 130 interrupted)."""
     try:
-        return args.func(args)
-    except GeocellError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from geocell.errors import GeocellError
+
+        try:
+            return args.func(args)
+        except GeocellError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback
+        print(str(exc) or "interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

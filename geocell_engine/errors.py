@@ -10,6 +10,7 @@ from __future__ import annotations
 from geocell.errors import GeocellError, TableError
 
 __all__ = [
+    "RunInterrupted",
     "DataError",
     "ConfigError",
     "CheckpointError",
@@ -71,3 +72,8 @@ class BaselineError(GeocellError, ValueError):
 
 class PlotError(GeocellError, ValueError):
     """A plot cannot be drawn from the inputs given (empty history, mismatched arrays, ...)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a command; the message says what was kept (the CLI prints it as one line
+    and exits with code 130)."""

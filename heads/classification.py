@@ -56,7 +56,7 @@ def _hierarchy_transposed(
         shape = coo.shape
         rows, cols, vals = np.asarray(coo.row), np.asarray(coo.col), np.asarray(coo.data, dtype=np.float64)
     else:
-        t = matrix if isinstance(matrix, torch.Tensor) else torch.as_tensor(np.asarray(matrix, dtype=np.float64))
+        t = matrix if isinstance(matrix, torch.Tensor) else torch.as_tensor(np.array(matrix, dtype=np.float64))
         if t.dim() != 2:
             raise ValueError(f"{what} must be a 2-D (cells, classes) matrix, got shape {tuple(t.shape)}")
         shape = tuple(t.shape)
@@ -157,8 +157,9 @@ class CellHead(Head):
         if hierarchy_layout not in ("sparse", "dense"):
             raise ValueError(f"hierarchy_layout must be 'sparse' or 'dense', got {hierarchy_layout!r}")
         num_cells = int(num_cells)
-        lat = torch.as_tensor(np.asarray(cell_lat, dtype=np.float64), dtype=torch.float32).reshape(-1)
-        lon = torch.as_tensor(np.asarray(cell_lon, dtype=np.float64), dtype=torch.float32).reshape(-1)
+        # np.array copies: arrays read from Parquet or a checkpoint may be read-only
+        lat = torch.as_tensor(np.array(cell_lat, dtype=np.float64), dtype=torch.float32).reshape(-1)
+        lon = torch.as_tensor(np.array(cell_lon, dtype=np.float64), dtype=torch.float32).reshape(-1)
         if lat.numel() != num_cells or lon.numel() != num_cells:
             raise ValueError(
                 f"cell_lat / cell_lon must have {num_cells} values, got {lat.numel()} / {lon.numel()}"

@@ -70,8 +70,8 @@ class DistanceHead(Head):
         anchor_labels: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__(in_features)
-        lat = torch.as_tensor(np.asarray(anchor_lat, dtype=np.float64), dtype=torch.float32).reshape(-1)
-        lon = torch.as_tensor(np.asarray(anchor_lon, dtype=np.float64), dtype=torch.float32).reshape(-1)
+        lat = torch.as_tensor(np.array(anchor_lat, dtype=np.float64), dtype=torch.float32).reshape(-1)
+        lon = torch.as_tensor(np.array(anchor_lon, dtype=np.float64), dtype=torch.float32).reshape(-1)
         if lat.numel() != lon.numel() or lat.numel() < 1:
             raise ValueError(f"anchor_lat and anchor_lon must be non-empty and equally long, got {lat.numel()} and {lon.numel()}")
         if not bool(((lat.abs() <= 90) & torch.isfinite(lon)).all()):

@@ -66,7 +66,7 @@ class DistanceLossTerms:
 def _float32(values: Any) -> torch.Tensor:
     if isinstance(values, torch.Tensor):
         return values.detach().to(torch.float32).reshape(-1)
-    return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32).reshape(-1)
+    return torch.as_tensor(np.array(values, dtype=np.float64), dtype=torch.float32).reshape(-1)
 
 
 def _anchor_tensors(anchor_lat: Any, anchor_lon: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -143,8 +143,8 @@ class HaversineSmoothingLoss(nn.Module):
         self.tau_km = check_positive(tau_km, "tau_km")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        lat = torch.as_tensor(np.asarray(cell_lat, dtype=np.float64), dtype=torch.float32)
-        lon = torch.as_tensor(np.asarray(cell_lon, dtype=np.float64), dtype=torch.float32)
+        lat = torch.as_tensor(np.array(cell_lat, dtype=np.float64), dtype=torch.float32)
+        lon = torch.as_tensor(np.array(cell_lon, dtype=np.float64), dtype=torch.float32)
         check_latlon_1d(lat, lon, "cell_lat/cell_lon")
         self.register_buffer("cell_lat", lat, persistent=False)
         self.register_buffer("cell_lon", lon, persistent=False)

@@ -231,9 +231,10 @@ def fit(
 
     Args:
         checkpoint_extra: plain data stored in every checkpoint (dataset identity).
-        hook: called as ``hook(event, epoch, step)`` with ``"step"`` after every optimizer step
-            and ``"checkpoint"`` after every write of ``last.pt`` (tests use it to interrupt a
-            run at a chosen point).
+        hook: called as ``hook(event, epoch, step)``: ``"step"`` after every optimizer step,
+            ``"checkpoint"`` after a mid-epoch ``last.pt``, ``"epoch"`` after an epoch's
+            ``last.pt`` (before ``metrics.jsonl``). Tests raise from it to cut a run at a chosen
+            point, as a kill would.
 
     Returns:
         :class:`FitResult` with the best model loaded.
@@ -347,7 +348,7 @@ def fit(
                 save_checkpoint(best_path, dict(state, model=eval_model.state_dict()))
             save_checkpoint(last_path, state)
             if hook is not None:
-                hook("checkpoint", epoch, loop.step)
+                hook("epoch", epoch, loop.step)
             _write_history(run_dir / "metrics.jsonl", history)
             log(f"epoch {epoch}: loss {row['train_loss']:.4f}  val median {row['val_median_km']:,.0f} km  "
                 f"val country {row['val_country_acc']:.1%}  {row['train_images_per_s']:.0f} img/s"

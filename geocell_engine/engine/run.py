@@ -26,6 +26,7 @@ from geocell_engine.data.dataset import (
     robustness_split,
 )
 from geocell_engine.engine.config import TrainConfig
+from geocell_engine.errors import RunInterrupted
 
 __all__ = ["run_training", "resolve_run_dir", "evaluate_checkpoint", "RunSummary"]
 
@@ -112,19 +113,35 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     if config.threads:
         torch.set_num_threads(config.threads)
     run_dir = resolve_run_dir(config)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(config, run_dir)
-    log(f"run directory: {run_dir}")
-    start = time.perf_counter()
-    splits, info = load_splits(config.data, seed=config.seed, split_file=config.split_file)
-    train = splits["train"].subsample(config.max_train_samples, config.seed)
-    val = splits["val"].subsample(config.max_eval_samples, config.seed + 1)
-    test = splits["test"].subsample(config.max_eval_samples, config.seed + 2)
-    log(f"data: {info.name} ({info.version}); train {len(train):,}, val {len(val):,}, test {len(test):,} "
-        f"(loaded in {time.perf_counter() - start:.1f} s)")
-    task = create_task(config, train, run_dir=run_dir, log=log)
-    result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log)
+    created = not run_dir.exists()
+    try:
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if (run_dir / "last.pt").is_file():  # a resume: refuse changed settings before writing anything
+                from geocell_engine.engine.checkpoint import load_checkpoint
+                from geocell_engine.engine.resume import check_resume_config
+
+                last = run_dir / "last.pt"
+                check_resume_config(load_checkpoint(last)["config"], config.to_dict(), source=str(last))
+            _write_config(config, run_dir)
+        log(f"run directory: {run_dir}")
+        start = time.perf_counter()
+        splits, info = load_splits(config.data, seed=config.seed, split_file=config.split_file)
+        train = splits["train"].subsample(config.max_train_samples, config.seed)
+        val = splits["val"].subsample(config.max_eval_samples, config.seed + 1)
+        test = splits["test"].subsample(config.max_eval_samples, config.seed + 2)
+        log(f"data: {info.name} ({info.version}); train {len(train):,}, val {len(val):,}, test {len(test):,} "
+            f"(loaded in {time.perf_counter() - start:.1f} s)")
+        task = create_task(config, train, run_dir=run_dir, log=log)
+        result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log)
+    except BaseException as exc:
+        started = (run_dir / "last.pt").is_file()
+        if ctx.is_main and not started:
+            _discard_unstarted(run_dir, created)
+        if isinstance(exc, KeyboardInterrupt):
+            raise RunInterrupted(f"interrupted; run the same command to resume {run_dir}" if started else
+                                 "interrupted before the first checkpoint; nothing was kept") from None
+        raise
     if not ctx.is_main:
         return None
 
@@ -151,6 +168,22 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     }
     written = write_report(run_dir, results, result.history, preds, extra_report)
     return RunSummary(run_dir, comparison_table(list(results.values()), names=list(results)), written.payload)
+
+
+#: Files a run writes before its first checkpoint: removed when it fails before one, so that a
+#: re-run never picks them up.
+_UNSTARTED_FILES = ("config.yaml", "cells.parquet", "cells.json", "metrics.jsonl", "skipped_images.txt")
+
+
+def _discard_unstarted(run_dir: Path, created: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote (the folder too, if this
+    run created it and nothing else is in it)."""
+    for name in _UNSTARTED_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for stale in run_dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
 
 
 def _find_cellset(task):

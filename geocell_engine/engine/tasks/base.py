@@ -89,8 +89,8 @@ class Anchors:
     def to_state(self) -> dict[str, Any]:
         import torch
 
-        return {"lat": torch.as_tensor(self.lat, dtype=torch.float64),
-                "lon": torch.as_tensor(self.lon, dtype=torch.float64), "labels": list(self.labels)}
+        return {"lat": torch.tensor(self.lat, dtype=torch.float64),
+                "lon": torch.tensor(self.lon, dtype=torch.float64), "labels": list(self.labels)}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> "Anchors":

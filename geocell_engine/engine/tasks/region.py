@@ -64,8 +64,8 @@ class CellState:
     def to_state(self) -> dict[str, Any]:
         import torch
 
-        return {"ids": list(self.ids), "centroid_lat": torch.as_tensor(self.centroid_lat, dtype=torch.float64),
-                "centroid_lon": torch.as_tensor(self.centroid_lon, dtype=torch.float64), "hash": self.hash,
+        return {"ids": list(self.ids), "centroid_lat": torch.tensor(self.centroid_lat, dtype=torch.float64),
+                "centroid_lon": torch.tensor(self.centroid_lon, dtype=torch.float64), "hash": self.hash,
                 "kind": self.kind, "countries": list(self.countries), "admin1": list(self.admin1),
                 "to_country": _sparse_to_state(self.to_country), "to_admin1": _sparse_to_state(self.to_admin1)}
 
@@ -75,6 +75,26 @@ class CellState:
                    np.asarray(state["centroid_lon"], dtype=np.float64), str(state["hash"]), str(state["kind"]),
                    tuple(state["countries"]), tuple(state["admin1"]),
                    _sparse_from_state(state["to_country"]), _sparse_from_state(state["to_admin1"]))
+
+
+#: The config keys the cells are built from.
+CELL_KEYS = ("cells", "cell_min_samples", "cell_max_samples", "s2_tau_min", "s2_tau_max")
+
+
+def cells_fingerprint(config, train) -> str:
+    """sha256 of everything the cells are built from: the training points (lat, lon, admin-1),
+    the cell settings, and the bytes of a cells file given as ``config.cells``."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(json.dumps({k: getattr(config, k) for k in CELL_KEYS}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(train.lat, dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(train.lon, dtype="<f8").tobytes())
+    h.update("\n".join(np.asarray(train.admin1).astype(str).tolist()).encode())
+    if config.cells not in ("semantic", "s2"):
+        h.update(Path(config.cells).read_bytes())
+    return h.hexdigest()
 
 
 def build_cells(config, train, log: Callable[[str], None] = print):
@@ -114,6 +134,7 @@ class RegionTask(Task):
     """
 
     CELLS_FILE = "cells.parquet"
+    FINGERPRINT_FILE = "cells.json"
 
     def __init__(self, config, labels: Labels, cells: CellState, cellset: Any = None) -> None:
         super().__init__(config, labels)
@@ -123,15 +144,32 @@ class RegionTask(Task):
 
     @classmethod
     def build(cls, config, labels, train, run_dir: Optional[Path] = None, log=print) -> "RegionTask":
-        from geocell.cells import CellSet
+        """Build the cells, or reuse the run folder's ``cells.parquet`` when its recorded
+        fingerprint (:func:`cells_fingerprint`) equals this run's; other cells are rebuilt."""
+        import json
 
-        saved = None if run_dir is None else Path(run_dir) / cls.CELLS_FILE
-        if saved is not None and saved.is_file():
-            cellset = CellSet.load(saved)
-        else:
+        from geocell.cells import CellSet
+        from geocell.tables import atomic_write
+
+        fingerprint = cells_fingerprint(config, train)
+        cellset = None
+        if run_dir is not None:
+            saved, record = Path(run_dir) / cls.CELLS_FILE, Path(run_dir) / cls.FINGERPRINT_FILE
+            if saved.is_file() and record.is_file():
+                recorded = json.loads(record.read_text())
+                if recorded.get("fingerprint") == fingerprint:
+                    cellset = CellSet.load(saved)
+                    if cellset.hash != recorded.get("hash"):
+                        cellset = None  # the file changed after it was recorded
+            if cellset is None and saved.is_file():
+                log(f"rebuilding {saved}: it was built from other training points or cell settings")
+        if cellset is None:
             cellset = build_cells(config, train, log)
-            if saved is not None:
+            if run_dir is not None:
                 cellset.save(saved)
+                text = json.dumps({"fingerprint": fingerprint, "hash": cellset.hash,
+                                   "settings": {k: getattr(config, k) for k in CELL_KEYS}}, indent=2, sort_keys=True)
+                atomic_write(record, lambda p: p.write_text(text + "\n"))
         return cls(config, labels, CellState.from_cellset(cellset), cellset)
 
     @classmethod
@@ -141,9 +179,13 @@ class RegionTask(Task):
         saved = None if run_dir is None else Path(run_dir) / cls.CELLS_FILE
         if saved is not None and saved.is_file():
             from geocell.cells import CellSet
+            from geocell_engine.errors import CheckpointError
 
-            candidate = CellSet.load(saved)
-            cellset = candidate if candidate.hash == cells.hash else None
+            cellset = CellSet.load(saved)
+            if cellset.hash != cells.hash:
+                raise CheckpointError(f"{saved} has cells {cellset.hash[:12]}, but the checkpoint beside it was "
+                                      f"trained on cells {cells.hash[:12]}; move the checkpoint to its own run "
+                                      "folder or put that run's cells.parquet beside it")
         return cls(config, labels, cells, cellset)
 
     def state(self) -> dict[str, Any]:
