@@ -30,7 +30,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from .errors import GeocellError
+from .errors import CellSetError
 from .geodesy import latlon_to_xyz
 from .validate import check_latlon
 
@@ -40,10 +40,6 @@ CellKind = Literal["semantic", "s2"]
 
 #: Format version written into saved files; bump when the on-disk layout changes.
 FORMAT_VERSION = 1
-
-
-class CellSetError(GeocellError, ValueError):
-    """A CellSet cannot be built, loaded or used as asked."""
 
 
 def _str_array(values: Any) -> np.ndarray:

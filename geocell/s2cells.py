@@ -11,9 +11,9 @@ Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> lat, lon = rng.uniform(-60, 70, 5000), rng.uniform(-180, 180, 5000)
-    >>> coarse, fine = build_s2(lat, lon, tau_min=20, tau_max=[1000, 200])
-    >>> len(coarse) < len(fine)
-    True
+    >>> coarse, fine = build_s2(lat, lon, tau_min=10, tau_max=[200, 50])
+    >>> len(coarse), len(fine)   # the 92 level-2 cells; those above 50 points are split
+    (92, 214)
 """
 
 from __future__ import annotations

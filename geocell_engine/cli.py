@@ -236,11 +236,12 @@ def _cmd_cells_build(args: argparse.Namespace) -> int:
     if args.kind == "semantic":
         from geocell.semantic import build_semantic
 
-        built = [build_semantic(points.lat, points.lon, args.min_samples, args.max_samples)]
+        built = [build_semantic(points.lat, points.lon, min_samples=args.min_samples, max_samples=args.max_samples)]
     else:
         from geocell.s2cells import build_s2
 
-        built = build_s2(points.lat, points.lon, args.tau_min, args.tau_max, args.min_level, args.max_level)
+        built = build_s2(points.lat, points.lon, tau_min=args.tau_min, tau_max=args.tau_max,
+                         min_level=args.min_level, max_level=args.max_level)
     seconds = time.perf_counter() - start
     for n, cells in enumerate(built):
         out = args.out if n == 0 else args.out.with_name(f"{args.out.stem}-{n}{args.out.suffix}")

@@ -75,7 +75,7 @@ def test_check_latlon_counts_all_bad_values():
         check_latlon([0.0, np.nan, 91.0], [0.0, 0.0, 0.0])
     with pytest.raises(InvalidCoordinateError, match="outside"):
         check_latlon(0.0, 270.0, wrap_lon=False)
-    with pytest.raises(InvalidCoordinateError, match="must be numbers"):
+    with pytest.raises(InvalidCoordinateError, match="index 0: latitude 'north' is not a number"):
         check_latlon(["north"], [0.0])
 
 
