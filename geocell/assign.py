@@ -155,7 +155,7 @@ class PolygonIndex:
         [0, 1, -1]
     """
 
-    def __init__(self, geometries: Any, grid_deg: float = DEFAULT_GRID_DEG):
+    def __init__(self, geometries: Any, *, grid_deg: float = DEFAULT_GRID_DEG):
         import shapely
 
         geoms = np.asarray(getattr(geometries, "array", geometries), dtype=object)
@@ -478,7 +478,7 @@ class PolygonIndex:
         dist[ok] = best[ok]
         return idx, dist
 
-    def nearest(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM):
+    def nearest(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM):
         """The containing polygon, else the nearest one within ``max_distance_km``.
 
         Args:
@@ -536,7 +536,7 @@ class Assigner:
         (['FRA', 'AUS'], ['FRA-5333', 'AUS-2654'])
     """
 
-    def __init__(self, admin1: Any = None, grid_deg: float = DEFAULT_GRID_DEG):
+    def __init__(self, admin1: Any = None, *, grid_deg: float = DEFAULT_GRID_DEG):
         from .boundaries import load_admin1
 
         if admin1 is None:
@@ -557,13 +557,13 @@ class Assigner:
         self.index = PolygonIndex(admin1.geometry, grid_deg=grid_deg)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike | None = None, grid_deg: float = DEFAULT_GRID_DEG) -> "Assigner":
+    def from_file(cls, path: str | os.PathLike | None = None, *, grid_deg: float = DEFAULT_GRID_DEG) -> "Assigner":
         """An Assigner for an admin-1 file (see :func:`geocell.boundaries.load_admin1`)."""
         from .boundaries import load_admin1
 
         return cls(load_admin1(path), grid_deg=grid_deg)
 
-    def assign(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM) -> Assignment:
+    def assign(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM) -> Assignment:
         """Country, admin-1 and distance for each point in one pass.
 
         Args:
@@ -590,13 +590,13 @@ class Assigner:
             return Assignment(str(country), str(admin1), float(dist), int(idx))
         return Assignment(country, admin1, dist, idx)
 
-    def country(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+    def country(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                 return_distance: bool = False):
         """adm0_a3 codes (and km if ``return_distance``); see :meth:`assign`."""
         r = self.assign(lat, lon, max_distance_km=max_distance_km)
         return (r.country, r.distance_km) if return_distance else r.country
 
-    def admin1(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+    def admin1(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                return_distance: bool = False):
         """adm1_code codes (and km if ``return_distance``); see :meth:`assign`."""
         r = self.assign(lat, lon, max_distance_km=max_distance_km)
@@ -610,7 +610,7 @@ def _assigner_cached(path: str, mtime_ns: int, size: int, grid_deg: float) -> As
     return Assigner(load_admin1(path), grid_deg=grid_deg)
 
 
-def get_assigner(path: str | os.PathLike | None = None, grid_deg: float = DEFAULT_GRID_DEG) -> Assigner:
+def get_assigner(path: str | os.PathLike | None = None, *, grid_deg: float = DEFAULT_GRID_DEG) -> Assigner:
     """The process-wide Assigner for a boundary file (the shipped one by default).
 
     Built on first use (about 2 s with loading) and cached by path, modification time, size
@@ -635,7 +635,7 @@ def _assigner_for(boundaries: Any) -> Assigner:
     )
 
 
-def assign_country(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+def assign_country(lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                    return_distance: bool = False, boundaries: Any = None):
     """Natural Earth country code (``adm0_a3``) of each point.
 
@@ -664,7 +664,7 @@ def assign_country(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTA
     return _assigner_for(boundaries).country(lat, lon, max_distance_km=max_distance_km, return_distance=return_distance)
 
 
-def assign_admin1(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+def assign_admin1(lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                   return_distance: bool = False, boundaries: Any = None):
     """Natural Earth admin-1 code (``adm1_code``) of each point; arguments as
     :func:`assign_country`.

@@ -386,7 +386,7 @@ def _map_codes(codes: Any, mapping: dict[str, str], strict: bool, what: str, wid
     return str(out) if scalar else out
 
 
-def iso2_to_adm0(codes: Any, strict: bool = True):
+def iso2_to_adm0(codes: Any, *, strict: bool = True):
     """ISO 3166-1 alpha-2 / GeoNames country codes -> Natural Earth ``adm0_a3``.
 
     Args:
@@ -406,7 +406,7 @@ def iso2_to_adm0(codes: Any, strict: bool = True):
     return _map_codes(codes, _codes_cached()[1], strict, "ISO 3166-1 alpha-2", 3)
 
 
-def adm0_to_iso2(codes: Any, strict: bool = True):
+def adm0_to_iso2(codes: Any, *, strict: bool = True):
     """Natural Earth ``adm0_a3`` -> ISO 3166-1 alpha-2 country codes.
 
     Args:

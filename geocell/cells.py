@@ -336,6 +336,7 @@ def cellset_from_points(
     lat: np.ndarray,
     lon: np.ndarray,
     cell_of_point: np.ndarray,
+    *,
     ids: np.ndarray,
     geometry: np.ndarray,
     point_admin1: np.ndarray,
@@ -404,7 +405,7 @@ def cellset_from_points(
     )
 
 
-def admin1_of_points(lat: np.ndarray, lon: np.ndarray, admin1=None) -> np.ndarray:
+def admin1_of_points(lat: np.ndarray, lon: np.ndarray, *, admin1=None) -> np.ndarray:
     """adm1_code of every point with no distance limit, for cell membership.
 
     Points on land get their unit; points off the coast or far at sea get the nearest unit

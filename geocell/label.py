@@ -26,6 +26,7 @@ _CHUNK = 250_000
 def label_points(
     lat: Any,
     lon: Any,
+    *,
     max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
     progress: bool = False,
     boundaries: Any = None,
@@ -93,7 +94,7 @@ def _unit_table(assigner):
     return assigner._label_table
 
 
-def format_label_summary(labels, seconds: float | None = None, top: int = 10) -> str:
+def format_label_summary(labels, *, seconds: float | None = None, top: int = 10) -> str:
     """A short text report: points, countries, unassigned and offshore counts, top countries."""
     n = len(labels)
     assigned = labels["adm0_a3"] != ""

@@ -44,6 +44,7 @@ def distance_metrics(
     true_lon: Any,
     pred_lat: Any,
     pred_lon: Any,
+    *,
     thresholds: Iterable[float] = ACCURACY_THRESHOLDS_KM,
     radius_km: float = EARTH_RADIUS_KM,
     geoscore_scale_km: float = GEOSCORE_SCALE_KM,
@@ -95,6 +96,7 @@ def classification_metrics(
     y_true: Sequence[Any],
     proba: np.ndarray,
     labels: Sequence[Any],
+    *,
     top_k: Iterable[int] = (1, 3, 5),
 ) -> ClassificationMetrics:
     """Top-k accuracy, balanced accuracy, macro / weighted F1 and mAP from class probabilities.

@@ -182,6 +182,7 @@ def _group_country(
 def build_semantic(
     lat: Any,
     lon: Any,
+    *,
     min_samples: int = 50,
     max_samples: int = 1000,
     admin1=None,

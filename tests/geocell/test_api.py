@@ -150,3 +150,73 @@ def test_s2_and_metrics_take_any_finite_longitude_but_assignment_does_not():
     assert m.median_km == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(InvalidCoordinateError, match=r"longitude 370.0 is outside \[-180, 360\]"):
         geocell.check_latlon(10.0, 370.0)
+
+
+# ----------------------------------------------------------------------------- keyword-only options
+# Data arguments stay positional; every option (radius, thresholds, distances, taus, levels of a
+# build, boundaries, flags) is keyword-only. S2's ``level`` is data: an array broadcast with the
+# points, as h3's resolution.
+DATA_ARGUMENTS = {
+    "haversine": ("lat1", "lon1", "lat2", "lon2"),
+    "haversine_matrix": ("lat_a", "lon_a", "lat_b", "lon_b"),
+    "geodesic": ("lat1", "lon1", "lat2", "lon2"),
+    "destination": ("lat", "lon", "bearing_deg", "distance_km"),
+    "spherical_mean": ("lat", "lon", "weights"),
+    "geoguessr_score": ("distance_km",),
+    "accuracy_at": ("distance_km",),
+    "distance_metrics": ("true_lat", "true_lon", "pred_lat", "pred_lon"),
+    "classification_metrics": ("y_true", "proba", "labels"),
+    "assign_country": ("lat", "lon"),
+    "assign_admin1": ("lat", "lon"),
+    "get_assigner": ("path",),
+    "Assigner": ("admin1",),
+    "Assigner.assign": ("self", "lat", "lon"),
+    "Assigner.country": ("self", "lat", "lon"),
+    "Assigner.admin1": ("self", "lat", "lon"),
+    "PolygonIndex": ("geometries",),
+    "PolygonIndex.nearest": ("self", "lat", "lon"),
+    "build_s2": ("lat", "lon"),
+    "build_semantic": ("lat", "lon"),
+    "s2_cell_polygons": ("cell_ids",),
+    "s2_cell_ids": ("lat", "lon", "level"),
+    "label_points": ("lat", "lon"),
+    "iso2_to_adm0": ("codes",),
+    "adm0_to_iso2": ("codes",),
+    "plot_cells": ("cells", "path"),
+    "check_latlon": ("lat", "lon"),
+    "check_coordinates": ("lat", "lon"),
+}
+
+
+@pytest.mark.parametrize("qualname", sorted(DATA_ARGUMENTS))
+def test_options_are_keyword_only(qualname):
+    owner, _, method = qualname.partition(".")
+    func = getattr(geocell, owner)
+    if method:
+        func = getattr(func, method)
+    positional = tuple(
+        p.name for p in inspect.signature(func).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+    assert positional == DATA_ARGUMENTS[qualname]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: geocell.build_s2([10.0], [10.0], 50),
+        lambda: geocell.build_s2([10.0], [10.0], 50, [5000, 2000], 2, 13),
+        lambda: geocell.build_semantic([10.0], [10.0], 20, 120),
+        lambda: geocell.assign_country(48.85, 2.35, 25.0),
+        lambda: geocell.label_points([48.85], [2.35], 25.0),
+        lambda: geocell.haversine(0.0, 0.0, 1.0, 1.0, 6371.0),
+        lambda: geocell.distance_metrics([0.0], [0.0], [1.0], [1.0], (1.0, 25.0)),
+        lambda: geocell.accuracy_at([1.0], (1.0,)),
+        lambda: geocell.iso2_to_adm0("FR", False),
+    ],
+    ids=["build_s2-tau_min", "build_s2-all", "build_semantic", "assign_country", "label_points", "haversine",
+         "distance_metrics", "accuracy_at", "iso2_to_adm0"],
+)
+def test_passing_options_positionally_is_a_type_error(call):
+    with pytest.raises(TypeError, match="positional argument"):
+        call()
