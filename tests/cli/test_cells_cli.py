@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from geocell.cells import CellSet
+from geocell.s2 import s2_level, s2_parent, s2_token_to_cell_id
 from geocell_engine import cli
 
 CITIES = Path(__file__).resolve().parents[2] / "examples" / "cities.csv"
@@ -33,7 +36,15 @@ def test_s2_build_writes_one_file_per_tau(tmp_path, capsys):
     assert cli.main(["cells", "build", "--points", str(CITIES), "--kind", "s2", "--tau-min", "10",
                      "--tau-max", "500", "100", "--out", str(out)]) == 0
     coarse, fine = CellSet.load(out), CellSet.load(tmp_path / "s2-1.parquet")
-    assert len(coarse) < len(fine) and fine.parent is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2-1.parquet", "s2.parquet"]
+    assert coarse.params["tau_max"] == 500 and fine.params["tau_max"] == 100
+    assert len(coarse) < len(fine) and coarse.parent is None
+    # the saved parent index maps every fine cell to the coarse cell that contains it
+    assert fine.parent.shape == (len(fine),) and fine.parent.min() >= 0 and fine.parent.max() < len(coarse)
+    coarse_ids = s2_token_to_cell_id(coarse.ids)
+    fine_ids = s2_token_to_cell_id(fine.ids)
+    assert np.array_equal(s2_parent(fine_ids, s2_level(coarse_ids)[fine.parent]), coarse_ids[fine.parent])
+    assert np.all(np.bincount(fine.parent, weights=fine.counts, minlength=len(coarse)) <= coarse.counts)
 
 
 @pytest.mark.parametrize(
@@ -49,4 +60,9 @@ def test_bad_parameters_exit_2(tmp_path, capsys, args, message):
 
 def test_info_on_a_non_cell_file(tmp_path, capsys):
     assert cli.main(["cells", "info", str(CITIES)]) == 2
-    assert "cannot be read" in capsys.readouterr().err or "not a geocell" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {CITIES}: cannot be read as a CellSet GeoParquet file")
+    plain = tmp_path / "plain.parquet"
+    pd.DataFrame({"lat": [1.0], "lon": [2.0]}).to_parquet(plain)
+    assert cli.main(["cells", "info", str(plain)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {plain}: not a geocell CellSet file (no geocell.cellset metadata)")
