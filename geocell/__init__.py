@@ -27,6 +27,7 @@ from .errors import (
     InputFileError,
     InvalidCoordinateError,
     MissingColumnsError,
+    OutputFileError,
     S2Error,
     TableError,
     UnknownCountryCodeError,
@@ -66,6 +67,7 @@ _LAZY = {
     # validation, tables, labelling, plots
     "check_latlon": "validate", "check_coordinates": "validate",
     "read_points": "tables", "read_table": "tables", "write_table": "tables", "PointTable": "tables",
+    "check_output_path": "tables",
     "label_points": "label", "plot_cells": "plot",
 }
 
@@ -74,7 +76,8 @@ __all__ = [
     "ACCURACY_THRESHOLDS_KM", "ASSIGN_MAX_DISTANCE_KM", "EARTH_EQUATORIAL_RADIUS_KM", "EARTH_RADIUS_KM",
     "EARTH_RADIUS_ROUND_KM", "GEOSCORE_MAX", "GEOSCORE_SCALE_KM",
     # errors
-    "GeocellError", "InvalidCoordinateError", "TableError", "InputFileError", "AssignError", "CellSetError",
+    "GeocellError", "InvalidCoordinateError", "TableError", "InputFileError", "OutputFileError", "AssignError",
+    "CellSetError",
     "S2Error", "UnknownCountryCodeError", "BoundaryFileError", "BoundaryFileNotFoundError", "MissingColumnsError",
     # geodesy
     "accuracy_at", "destination", "geodesic", "geoguessr_score", "haversine", "haversine_matrix",

@@ -34,12 +34,14 @@ from .errors import CellSetError
 from .geodesy import latlon_to_xyz
 from .validate import check_latlon
 
-__all__ = ["CellSet", "CellSetError", "CellKind"]
+__all__ = ["CellSet", "CellSetError", "CellKind", "CELLSET_SUFFIXES"]
 
 CellKind = Literal["semantic", "s2"]
 
 #: Format version written into saved files; bump when the on-disk layout changes.
 FORMAT_VERSION = 1
+#: Names :meth:`CellSet.save` writes (GeoParquet, whatever the name says, so the name must say so).
+CELLSET_SUFFIXES: tuple[str, ...] = (".parquet", ".geoparquet")
 
 
 def _str_array(values: Any) -> np.ndarray:
@@ -267,10 +269,17 @@ class CellSet:
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:
-        """Write the cells as GeoParquet (atomically); metadata keeps kind, params and hash."""
+        """Write the cells as GeoParquet (atomically); metadata keeps kind, params and hash.
+
+        Raises:
+            OutputFileError: ``path`` does not end in ``.parquet`` or ``.geoparquet`` (checked
+                before anything is written), or is a folder.
+        """
         import pyarrow.parquet as pq
 
-        from .tables import atomic_write
+        from .tables import atomic_write, check_output_path
+
+        check_output_path(path, suffixes=CELLSET_SUFFIXES, what="CellSet file")
 
         frame = self.to_geodataframe()
         meta = {

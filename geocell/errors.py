@@ -14,6 +14,7 @@ Hierarchy::
     ├── InvalidCoordinateError     (ValueError)
     ├── TableError                 (ValueError)
     ├── InputFileError             (FileNotFoundError)
+    ├── OutputFileError            (ValueError)
     ├── AssignError                (ValueError)
     ├── CellSetError               (ValueError)
     ├── S2Error                    (ValueError)
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidCoordinateError",
     "TableError",
     "InputFileError",
+    "OutputFileError",
     "AssignError",
     "CellSetError",
     "S2Error",
@@ -60,6 +62,11 @@ class TableError(GeocellError, ValueError):
 
 class InputFileError(GeocellError, FileNotFoundError):
     """An input file is missing or unreadable."""
+
+
+class OutputFileError(GeocellError, ValueError):
+    """An output path cannot be used: it is one of the inputs, a folder, or its suffix names a
+    format the writer does not write. Raised before any work is done."""
 
 
 class AssignError(GeocellError, ValueError):

@@ -66,3 +66,44 @@ def test_info_on_a_non_cell_file(tmp_path, capsys):
     pd.DataFrame({"lat": [1.0], "lon": [2.0]}).to_parquet(plain)
     assert cli.main(["cells", "info", str(plain)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {plain}: not a geocell CellSet file (no geocell.cellset metadata)")
+
+
+def _build_fails(argv, capsys):
+    assert cli.main(["cells", "build", *map(str, argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+@pytest.mark.parametrize("name", ["cells.csv", "cells.json", "cells"])
+def test_out_must_be_parquet_and_is_checked_before_reading(tmp_path, capsys, name):
+    # the points file does not exist: the --out check must come first
+    err = _build_fails(["--points", tmp_path / "missing.csv", "--out", tmp_path / name], capsys)
+    assert f"--out {tmp_path / name}: unknown output format; expected a name ending in .parquet" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_equal_to_the_points_is_refused(tmp_path, capsys):
+    points = tmp_path / "s2-1.parquet"
+    pd.read_csv(CITIES).to_parquet(points)
+    before = points.read_bytes()
+    err = _build_fails(["--points", points, "--out", points], capsys)
+    assert f"--out {points} is the input file {points}" in err
+    # with two --tau-max values the second partition goes to OUT-1, here the points file
+    err = _build_fails(["--points", points, "--kind", "s2", "--tau-max", "500", "100",
+                        "--out", tmp_path / "s2.parquet"], capsys)
+    assert f"output of partition 1 (named after --out) {points} is the input file {points}" in err
+    assert points.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2-1.parquet"]
+
+
+def test_cellset_save_refuses_a_non_parquet_name(tmp_path):
+    from geocell.errors import OutputFileError
+
+    cells = CellSet(ids=np.array(["a"]), centroid_lat=np.array([0.0]), centroid_lon=np.array([0.0]),
+                    counts=np.array([1]), country=np.array(["X"]), admin1=np.array(["X-1"]),
+                    geometry=np.array([None], dtype=object), member_admin1=(("X-1",),), member_counts=((1,),),
+                    admin1_country={"X-1": "X"}, kind="semantic", params={})
+    with pytest.raises(OutputFileError, match=r"cells.csv: unknown output format; expected a name ending in \.parquet"):
+        cells.save(tmp_path / "cells.csv")
+    assert list(tmp_path.iterdir()) == []
