@@ -7,7 +7,7 @@ cell spread over admin-1 units (for :meth:`CellSet.hierarchy`), and the kind and
 built it. It saves to and loads from GeoParquet, and has a content hash that identifies it in
 checkpoints.
 
-Builders live in :mod:`geocell.semantic` (:func:`build_semantic`) and :mod:`geocell.s2`
+Builders live in :mod:`geocell.semantic` (:func:`build_semantic`) and :mod:`geocell.s2cells`
 (:func:`build_s2`).
 
 Example:
