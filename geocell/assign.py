@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import os
 import threading
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from .constants import ASSIGN_MAX_DISTANCE_KM, EARTH_RADIUS_KM
-from .errors import GeocellError, InvalidCoordinateError
+from .errors import AssignError, InvalidCoordinateError
 from .geodesy import haversine, latlon_to_xyz
 from .validate import check_latlon
 
@@ -83,10 +82,6 @@ _KM_PER_DEG = EARTH_RADIUS_KM * math.pi / 180.0
 #: ... so none is longer than this (km along the lon/lat-straight segment; 1 deg <= 111.2 km)
 _SEGMENT_KM = _VERTEX_SPACING_DEG * _KM_PER_DEG * 1.0001
 _POLYGON_TYPES = (3, 6)  # shapely type ids of Polygon and MultiPolygon
-
-
-class AssignError(GeocellError, ValueError):
-    """Polygons or options that point assignment cannot use."""
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -120,37 +115,10 @@ def _wrap180(dlon: np.ndarray) -> np.ndarray:
     return (dlon + 180.0) % 360.0 - 180.0
 
 
-def _as_numbers(values: Any, name: str) -> np.ndarray:
-    """An array of real numbers, or InvalidCoordinateError naming the first value that is not."""
-    try:
-        arr = np.asarray(values)
-    except ValueError as exc:  # ragged nested lists
-        raise InvalidCoordinateError(f"{name}: cannot make an array ({exc})") from exc
-    if arr.dtype.kind in "iuf":
-        return arr
-    if arr.dtype.kind == "O" or (arr.dtype.kind in "US" and not isinstance(values, np.ndarray)):
-        flat = np.asarray(values, dtype=object).reshape(-1)  # the caller's objects, not numpy's
-        ok = np.fromiter(
-            (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in flat),
-            dtype=bool, count=len(flat),
-        )
-        if ok.all():
-            return flat.astype(np.float64).reshape(arr.shape)
-        i = int(np.flatnonzero(~ok)[0])
-        raise InvalidCoordinateError(f"index {i}: {name} {flat[i]!r} is not a number")
-    if arr.size == 0:
-        return arr.astype(np.float64)
-    first = arr.reshape(-1)[0]
-    raise InvalidCoordinateError(
-        f"index 0: {name} {first.item() if hasattr(first, 'item') else first!r} is not a number "
-        f"(array of dtype {arr.dtype})"
-    )
-
-
 def _check(lat: Any, lon: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], bool]:
     """Validated flat float64 (lat, lon) with lon in [-180, 180], the broadcast shape, scalar?"""
     scalar = np.ndim(lat) == 0 and np.ndim(lon) == 0
-    lat_a, lon_a, _ = check_latlon(_as_numbers(lat, "latitude"), _as_numbers(lon, "longitude"))
+    lat_a, lon_a, _ = check_latlon(lat, lon)
     return lat_a.reshape(-1), lon_a.reshape(-1), lat_a.shape, scalar
 
 
@@ -187,7 +155,7 @@ class PolygonIndex:
         [0, 1, -1]
     """
 
-    def __init__(self, geometries: Any, grid_deg: float = DEFAULT_GRID_DEG):
+    def __init__(self, geometries: Any, *, grid_deg: float = DEFAULT_GRID_DEG):
         import shapely
 
         geoms = np.asarray(getattr(geometries, "array", geometries), dtype=object)
@@ -510,7 +478,7 @@ class PolygonIndex:
         dist[ok] = best[ok]
         return idx, dist
 
-    def nearest(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM):
+    def nearest(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM):
         """The containing polygon, else the nearest one within ``max_distance_km``.
 
         Args:
@@ -568,7 +536,7 @@ class Assigner:
         (['FRA', 'AUS'], ['FRA-5333', 'AUS-2654'])
     """
 
-    def __init__(self, admin1: Any = None, grid_deg: float = DEFAULT_GRID_DEG):
+    def __init__(self, admin1: Any = None, *, grid_deg: float = DEFAULT_GRID_DEG):
         from .boundaries import load_admin1
 
         if admin1 is None:
@@ -589,13 +557,13 @@ class Assigner:
         self.index = PolygonIndex(admin1.geometry, grid_deg=grid_deg)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike | None = None, grid_deg: float = DEFAULT_GRID_DEG) -> "Assigner":
+    def from_file(cls, path: str | os.PathLike | None = None, *, grid_deg: float = DEFAULT_GRID_DEG) -> "Assigner":
         """An Assigner for an admin-1 file (see :func:`geocell.boundaries.load_admin1`)."""
         from .boundaries import load_admin1
 
         return cls(load_admin1(path), grid_deg=grid_deg)
 
-    def assign(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM) -> Assignment:
+    def assign(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM) -> Assignment:
         """Country, admin-1 and distance for each point in one pass.
 
         Args:
@@ -622,16 +590,16 @@ class Assigner:
             return Assignment(str(country), str(admin1), float(dist), int(idx))
         return Assignment(country, admin1, dist, idx)
 
-    def country(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+    def country(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                 return_distance: bool = False):
         """adm0_a3 codes (and km if ``return_distance``); see :meth:`assign`."""
-        r = self.assign(lat, lon, max_distance_km)
+        r = self.assign(lat, lon, max_distance_km=max_distance_km)
         return (r.country, r.distance_km) if return_distance else r.country
 
-    def admin1(self, lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+    def admin1(self, lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                return_distance: bool = False):
         """adm1_code codes (and km if ``return_distance``); see :meth:`assign`."""
-        r = self.assign(lat, lon, max_distance_km)
+        r = self.assign(lat, lon, max_distance_km=max_distance_km)
         return (r.admin1, r.distance_km) if return_distance else r.admin1
 
 
@@ -642,7 +610,7 @@ def _assigner_cached(path: str, mtime_ns: int, size: int, grid_deg: float) -> As
     return Assigner(load_admin1(path), grid_deg=grid_deg)
 
 
-def get_assigner(path: str | os.PathLike | None = None, grid_deg: float = DEFAULT_GRID_DEG) -> Assigner:
+def get_assigner(path: str | os.PathLike | None = None, *, grid_deg: float = DEFAULT_GRID_DEG) -> Assigner:
     """The process-wide Assigner for a boundary file (the shipped one by default).
 
     Built on first use (about 2 s with loading) and cached by path, modification time, size
@@ -667,7 +635,7 @@ def _assigner_for(boundaries: Any) -> Assigner:
     )
 
 
-def assign_country(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+def assign_country(lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                    return_distance: bool = False, boundaries: Any = None):
     """Natural Earth country code (``adm0_a3``) of each point.
 
@@ -693,10 +661,10 @@ def assign_country(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTA
         >>> assign_country([48.8566, -33.8688, 64.8378], [2.3522, 151.2093, -147.7164]).tolist()
         ['FRA', 'AUS', 'USA']
     """
-    return _assigner_for(boundaries).country(lat, lon, max_distance_km, return_distance)
+    return _assigner_for(boundaries).country(lat, lon, max_distance_km=max_distance_km, return_distance=return_distance)
 
 
-def assign_admin1(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
+def assign_admin1(lat: Any, lon: Any, *, max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
                   return_distance: bool = False, boundaries: Any = None):
     """Natural Earth admin-1 code (``adm1_code``) of each point; arguments as
     :func:`assign_country`.
@@ -709,4 +677,4 @@ def assign_admin1(lat: Any, lon: Any, max_distance_km: float = ASSIGN_MAX_DISTAN
         >>> assign_admin1([48.8566, 40.7128], [2.3522, -74.0060]).tolist()
         ['FRA-5333', 'USA-3559']
     """
-    return _assigner_for(boundaries).admin1(lat, lon, max_distance_km, return_distance)
+    return _assigner_for(boundaries).admin1(lat, lon, max_distance_km=max_distance_km, return_distance=return_distance)

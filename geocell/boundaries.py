@@ -34,7 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GeocellError
+from .errors import (
+    BoundaryFileError,
+    BoundaryFileNotFoundError,
+    MissingColumnsError,
+    UnknownCountryCodeError,
+)
 
 __all__ = [
     "BoundaryFileError",
@@ -71,30 +76,6 @@ FORMAT_VERSION = 1
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
 _ADMIN1_FILE = "admin1.parquet"
 _CODES_FILE = "country_codes.csv"
-
-
-class BoundaryFileError(GeocellError, ValueError):
-    """A boundary file cannot be read or does not have the Natural Earth admin-1 schema."""
-
-
-class BoundaryFileNotFoundError(BoundaryFileError, FileNotFoundError):
-    """A boundary file does not exist."""
-
-
-class MissingColumnsError(BoundaryFileError):
-    """A boundary file lacks required columns; ``.missing`` lists them."""
-
-    def __init__(self, path: Path, missing: list[str], present: list[str]):
-        self.path, self.missing = path, missing
-        super().__init__(
-            f"{path}: missing column(s) {', '.join(missing)}; a Natural Earth admin-1 layer has "
-            f"{', '.join(REQUIRED_COLUMNS)} (found: {', '.join(present[:20])}"
-            f"{', ...' if len(present) > 20 else ''})"
-        )
-
-
-class UnknownCountryCodeError(GeocellError, ValueError):
-    """A country code is not in geocell/data/country_codes.csv."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +154,7 @@ def _admin1_cached(path: str, mtime_ns: int, size: int):
     gdf = gdf.rename(columns={c: c.lower() for c in gdf.columns if c != "geometry"})
     missing = [c for c in REQUIRED_COLUMNS if c not in gdf.columns]
     if missing:
-        raise MissingColumnsError(p, missing, [c for c in gdf.columns if c != "geometry"])
+        raise MissingColumnsError(p, missing, [c for c in gdf.columns if c != "geometry"], REQUIRED_COLUMNS)
     if gdf.crs is None:
         gdf = gdf.set_crs(4326)
     elif not gdf.crs.equals("EPSG:4326"):
@@ -405,7 +386,7 @@ def _map_codes(codes: Any, mapping: dict[str, str], strict: bool, what: str, wid
     return str(out) if scalar else out
 
 
-def iso2_to_adm0(codes: Any, strict: bool = True):
+def iso2_to_adm0(codes: Any, *, strict: bool = True):
     """ISO 3166-1 alpha-2 / GeoNames country codes -> Natural Earth ``adm0_a3``.
 
     Args:
@@ -425,7 +406,7 @@ def iso2_to_adm0(codes: Any, strict: bool = True):
     return _map_codes(codes, _codes_cached()[1], strict, "ISO 3166-1 alpha-2", 3)
 
 
-def adm0_to_iso2(codes: Any, strict: bool = True):
+def adm0_to_iso2(codes: Any, *, strict: bool = True):
     """Natural Earth ``adm0_a3`` -> ISO 3166-1 alpha-2 country codes.
 
     Args:

@@ -7,7 +7,7 @@ cell spread over admin-1 units (for :meth:`CellSet.hierarchy`), and the kind and
 built it. It saves to and loads from GeoParquet, and has a content hash that identifies it in
 checkpoints.
 
-Builders live in :mod:`geocell.semantic` (:func:`build_semantic`) and :mod:`geocell.s2`
+Builders live in :mod:`geocell.semantic` (:func:`build_semantic`) and :mod:`geocell.s2cells`
 (:func:`build_s2`).
 
 Example:
@@ -30,20 +30,18 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from .errors import GeocellError
+from .errors import CellSetError
 from .geodesy import latlon_to_xyz
 from .validate import check_latlon
 
-__all__ = ["CellSet", "CellSetError", "CellKind"]
+__all__ = ["CellSet", "CellSetError", "CellKind", "CELLSET_SUFFIXES"]
 
 CellKind = Literal["semantic", "s2"]
 
 #: Format version written into saved files; bump when the on-disk layout changes.
 FORMAT_VERSION = 1
-
-
-class CellSetError(GeocellError, ValueError):
-    """A CellSet cannot be built, loaded or used as asked."""
+#: Names :meth:`CellSet.save` writes (GeoParquet, whatever the name says, so the name must say so).
+CELLSET_SUFFIXES: tuple[str, ...] = (".parquet", ".geoparquet")
 
 
 def _str_array(values: Any) -> np.ndarray:
@@ -271,10 +269,17 @@ class CellSet:
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:
-        """Write the cells as GeoParquet (atomically); metadata keeps kind, params and hash."""
+        """Write the cells as GeoParquet (atomically); metadata keeps kind, params and hash.
+
+        Raises:
+            OutputFileError: ``path`` does not end in ``.parquet`` or ``.geoparquet`` (checked
+                before anything is written), or is a folder.
+        """
         import pyarrow.parquet as pq
 
-        from .tables import atomic_write
+        from .tables import atomic_write, check_output_path
+
+        check_output_path(path, suffixes=CELLSET_SUFFIXES, what="CellSet file")
 
         frame = self.to_geodataframe()
         meta = {
@@ -340,6 +345,7 @@ def cellset_from_points(
     lat: np.ndarray,
     lon: np.ndarray,
     cell_of_point: np.ndarray,
+    *,
     ids: np.ndarray,
     geometry: np.ndarray,
     point_admin1: np.ndarray,
@@ -408,7 +414,7 @@ def cellset_from_points(
     )
 
 
-def admin1_of_points(lat: np.ndarray, lon: np.ndarray, admin1=None) -> np.ndarray:
+def admin1_of_points(lat: np.ndarray, lon: np.ndarray, *, admin1=None) -> np.ndarray:
     """adm1_code of every point with no distance limit, for cell membership.
 
     Points on land get their unit; points off the coast or far at sea get the nearest unit

@@ -7,6 +7,16 @@ reproduced by passing it explicitly.
 
 from __future__ import annotations
 
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "EARTH_RADIUS_ROUND_KM",
+    "EARTH_EQUATORIAL_RADIUS_KM",
+    "GEOSCORE_SCALE_KM",
+    "GEOSCORE_MAX",
+    "ACCURACY_THRESHOLDS_KM",
+    "ASSIGN_MAX_DISTANCE_KM",
+]
+
 #: Mean Earth radius (IUGG arithmetic mean radius R1), km. Used by default everywhere.
 EARTH_RADIUS_KM: float = 6371.0088
 

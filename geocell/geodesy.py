@@ -80,7 +80,7 @@ def _out(x: Any, all_scalar: bool) -> Any:
     return float(x) if all_scalar else x
 
 
-def haversine(lat1: Any, lon1: Any, lat2: Any, lon2: Any, radius_km: float = EARTH_RADIUS_KM) -> Any:
+def haversine(lat1: Any, lon1: Any, lat2: Any, lon2: Any, *, radius_km: float = EARTH_RADIUS_KM) -> Any:
     """Great-circle distance on a sphere, km.
 
     Args:
@@ -146,7 +146,7 @@ def _chord_matrix(xyz_a: Any, xyz_b: Any) -> Any:
 
 
 def haversine_matrix(
-    lat_a: Any, lon_a: Any, lat_b: Any, lon_b: Any, radius_km: float = EARTH_RADIUS_KM
+    lat_a: Any, lon_a: Any, lat_b: Any, lon_b: Any, *, radius_km: float = EARTH_RADIUS_KM
 ) -> Any:
     """All pairwise great-circle distances between two point sets, km, shape ``(N, K)``.
 
@@ -200,7 +200,7 @@ def haversine_matrix(
     return dist
 
 
-def geodesic(lat1: Any, lon1: Any, lat2: Any, lon2: Any, ellps: str = "WGS84") -> Any:
+def geodesic(lat1: Any, lon1: Any, lat2: Any, lon2: Any, *, ellps: str = "WGS84") -> Any:
     """Distance on an ellipsoid (WGS84 by default) through pyproj's ``Geod.inv``, km.
 
     About 20x slower than :func:`haversine`; use it as the reference. Tensors are computed on the
@@ -232,7 +232,7 @@ def geodesic(lat1: Any, lon1: Any, lat2: Any, lon2: Any, ellps: str = "WGS84") -
 
 
 def spherical_mean(
-    lat: Any, lon: Any, weights: Any | None = None, axis: int = -1
+    lat: Any, lon: Any, weights: Any | None = None, *, axis: int = -1
 ) -> tuple[Any, Any]:
     """Mean position on the sphere: the normalised (weighted) mean of unit vectors.
 
@@ -277,7 +277,7 @@ def spherical_mean(
 
 
 def destination(
-    lat: Any, lon: Any, bearing_deg: Any, distance_km: Any, radius_km: float = EARTH_RADIUS_KM
+    lat: Any, lon: Any, bearing_deg: Any, distance_km: Any, *, radius_km: float = EARTH_RADIUS_KM
 ) -> tuple[Any, Any]:
     """Point reached from (lat, lon) along a great circle with an initial bearing, on a sphere.
 
@@ -305,7 +305,7 @@ def destination(
 
 
 def geoguessr_score(
-    distance_km: Any, scale_km: float = GEOSCORE_SCALE_KM, max_score: float = GEOSCORE_MAX
+    distance_km: Any, *, scale_km: float = GEOSCORE_SCALE_KM, max_score: float = GEOSCORE_MAX
 ) -> Any:
     """GeoGuessr points for a guess ``distance_km`` away: ``max_score * exp(-d / scale_km)``.
 
@@ -319,6 +319,7 @@ def geoguessr_score(
 
 def accuracy_at(
     distance_km: Any,
+    *,
     thresholds: Iterable[float] = ACCURACY_THRESHOLDS_KM,
     inclusive: bool = True,
 ) -> Mapping[float, float]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .constants import ASSIGN_MAX_DISTANCE_KM
+from .validate import check_latlon
 
 __all__ = ["LABEL_COLUMNS", "label_points", "format_label_summary"]
 
@@ -25,6 +26,7 @@ _CHUNK = 250_000
 def label_points(
     lat: Any,
     lon: Any,
+    *,
     max_distance_km: float = ASSIGN_MAX_DISTANCE_KM,
     progress: bool = False,
     boundaries: Any = None,
@@ -32,7 +34,8 @@ def label_points(
     """Country and admin-1 codes and names of each point, as a DataFrame.
 
     Args:
-        lat, lon: ``(N,)`` degrees (validated; longitudes in (180, 360] are accepted).
+        lat, lon: ``(N,)`` degrees (validated with :func:`geocell.validate.check_latlon`;
+            longitudes in (180, 360] are accepted).
         max_distance_km: points outside every unit go to the nearest one within this distance.
         progress: show a progress bar (useful above a few million points).
         boundaries: an admin-1 file / GeoDataFrame / Assigner; the shipped layer when None.
@@ -43,21 +46,23 @@ def label_points(
         :func:`geocell.boundaries.country_codes`), ``country`` (name), ``adm1_code``,
         ``admin1`` (name), ``assign_distance_km`` (0 inside a unit, km to the nearest unit for
         points just outside, NaN where nothing is within reach and the codes are ``""``).
+
+    Raises:
+        InvalidCoordinateError: a non-numeric, NaN or out-of-range coordinate (index named).
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     from .assign import _assigner_for
 
+    lat, lon, _ = check_latlon(lat, lon)  # here, so that messages give indices of the whole input
+    lat, lon = lat.reshape(-1), lon.reshape(-1)
     assigner = _assigner_for(boundaries)
-    lat = np.asarray(lat, dtype=np.float64).reshape(-1)
-    lon = np.asarray(lon, dtype=np.float64).reshape(-1)
     index = np.empty(lat.size, dtype=np.int64)
     distance = np.empty(lat.size, dtype=np.float64)
     with tqdm(total=lat.size, unit="pt", disable=not progress or lat.size <= _CHUNK, desc="assigning") as bar:
         for start in range(0, lat.size, _CHUNK):
             sl = slice(start, start + _CHUNK)
-            result = assigner.assign(lat[sl], lon[sl], max_distance_km)
+            result = assigner.assign(lat[sl], lon[sl], max_distance_km=max_distance_km)
             index[sl], distance[sl] = result.index, result.distance_km
             bar.update(index[sl].size)
     table = _unit_table(assigner)
@@ -89,7 +94,7 @@ def _unit_table(assigner):
     return assigner._label_table
 
 
-def format_label_summary(labels, seconds: float | None = None, top: int = 10) -> str:
+def format_label_summary(labels, *, seconds: float | None = None, top: int = 10) -> str:
     """A short text report: points, countries, unassigned and offshore counts, top countries."""
     n = len(labels)
     assigned = labels["adm0_a3"] != ""

@@ -18,6 +18,7 @@ import numpy as np
 
 from .constants import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, GEOSCORE_SCALE_KM
 from .geodesy import accuracy_at, geoguessr_score, haversine
+from .validate import check_coordinates
 
 __all__ = ["DistanceMetrics", "ClassificationMetrics", "distance_metrics", "classification_metrics", "per_group_table"]
 
@@ -43,6 +44,7 @@ def distance_metrics(
     true_lon: Any,
     pred_lat: Any,
     pred_lon: Any,
+    *,
     thresholds: Iterable[float] = ACCURACY_THRESHOLDS_KM,
     radius_km: float = EARTH_RADIUS_KM,
     geoscore_scale_km: float = GEOSCORE_SCALE_KM,
@@ -51,17 +53,24 @@ def distance_metrics(
     """Median / mean km error, accuracy at each threshold and mean GeoScore.
 
     Args:
-        true_lat, true_lon, pred_lat, pred_lon: ``(N,)`` degrees.
+        true_lat, true_lon, pred_lat, pred_lon: ``(N,)`` degrees (broadcastable); latitudes in
+            [-90, 90], longitudes any finite value.
         thresholds: km; ``inclusive`` counts ``d <= t`` (else ``d < t``).
         radius_km, geoscore_scale_km: to reproduce projects with other constants.
+
+    Raises:
+        InvalidCoordinateError: a non-numeric, NaN or out-of-range coordinate, naming the argument
+            and index (e.g. "index 3: pred_lat nan").
     """
+    true_lat, true_lon = check_coordinates(true_lat, true_lon, lon_range=None, names=("true_lat", "true_lon"))
+    pred_lat, pred_lon = check_coordinates(pred_lat, pred_lon, lon_range=None, names=("pred_lat", "pred_lon"))
     d = np.asarray(haversine(true_lat, true_lon, pred_lat, pred_lon, radius_km=radius_km), dtype=np.float64)
     d = d.reshape(-1)
     return DistanceMetrics(
         n=int(d.size),
         median_km=float(np.median(d)),
         mean_km=float(np.mean(d)),
-        accuracy_at_km=dict(accuracy_at(d, thresholds, inclusive=inclusive)),
+        accuracy_at_km=dict(accuracy_at(d, thresholds=thresholds, inclusive=inclusive)),
         mean_geoscore=float(np.mean(geoguessr_score(d, scale_km=geoscore_scale_km))),
     )
 
@@ -87,6 +96,7 @@ def classification_metrics(
     y_true: Sequence[Any],
     proba: np.ndarray,
     labels: Sequence[Any],
+    *,
     top_k: Iterable[int] = (1, 3, 5),
 ) -> ClassificationMetrics:
     """Top-k accuracy, balanced accuracy, macro / weighted F1 and mAP from class probabilities.

@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["plot_cells"]
 
 
-def plot_cells(cells: Any, path: str | Path, points: Optional[tuple[np.ndarray, np.ndarray]] = None,
+def plot_cells(cells: Any, path: str | Path, *, points: Optional[tuple[np.ndarray, np.ndarray]] = None,
                max_points: int = 50_000, seed: int = 0) -> Path:
     """Draw the cells in random colours over country outlines, with points on top; write a PNG.
 

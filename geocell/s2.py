@@ -31,8 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import S2Error
+from .validate import check_coordinates
+
 __all__ = [
     "MAX_LEVEL",
+    "S2Error",
     "s2_cell_center",
     "s2_cell_id_to_token",
     "s2_cell_ids",
@@ -130,56 +134,29 @@ def _first_bad(mask: np.ndarray) -> tuple[int, ...] | int:
     return tuple(int(k) for k in np.unravel_index(flat, mask.shape))
 
 
-def _as_float(name: str, value: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be numbers in degrees, got {value!r:.80}") from exc
-    return arr
-
-
 def _check_level(level: Any) -> np.ndarray:
-    """Level(s) as an int64 array; ValueError unless every entry is an integer in 0..30."""
+    """Level(s) as an int64 array; S2Error unless every entry is an integer in 0..30."""
     arr = np.asarray(level)
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise ValueError(f"level must be an integer in 0..{MAX_LEVEL}, got {level!r:.80}")
+        raise S2Error(f"level must be an integer in 0..{MAX_LEVEL}, got {level!r:.80}")
     if np.issubdtype(arr.dtype, np.floating):
         bad = ~(np.isfinite(arr) & (arr == np.round(arr)))
         if bad.any():
             where = _first_bad(np.atleast_1d(bad))
-            raise ValueError(
+            raise S2Error(
                 f"level must be an integer in 0..{MAX_LEVEL}, got {np.atleast_1d(arr)[where].item()!r}"
                 + ("" if arr.ndim == 0 else f" at index {where}")
             )
     bad = (arr < 0) | (arr > MAX_LEVEL)
     if bad.any():
         where = _first_bad(np.atleast_1d(bad))
-        raise ValueError(
+        raise S2Error(
             f"level must be an integer in 0..{MAX_LEVEL}, got {np.atleast_1d(arr)[where].item()!r}"
             + ("" if arr.ndim == 0 else f" at index {where}")
         )
     return arr.astype(np.int64)
-
-
-def _check_latlon(lat: np.ndarray, lon: np.ndarray) -> None:
-    bad = ~(np.abs(lat) <= 90.0)  # also catches NaN
-    if bad.any():
-        where = _first_bad(np.atleast_1d(bad))
-        value = float(np.atleast_1d(lat)[where])
-        raise ValueError(
-            f"latitude must be finite and within [-90, 90] degrees, got {value!r}"
-            + ("" if lat.ndim == 0 else f" at index {where}")
-        )
-    bad = ~np.isfinite(lon)
-    if bad.any():
-        where = _first_bad(np.atleast_1d(bad))
-        value = float(np.atleast_1d(lon)[where])
-        raise ValueError(
-            f"longitude must be finite (degrees, taken modulo 360), got {value!r}"
-            + ("" if lon.ndim == 0 else f" at index {where}")
-        )
 
 
 def _as_uint64_bits(ids: Any) -> np.ndarray:
@@ -201,8 +178,8 @@ def _as_uint64_bits(ids: Any) -> np.ndarray:
                 return np.array([int(v) % (1 << 64) for v in values], dtype=np.uint64).reshape(arr.shape)
             except OverflowError:
                 pass
-        raise ValueError(f"S2 cell ids must be 64-bit integers, got {ids!r:.80}")
-    raise ValueError(f"S2 cell ids must be 64-bit integers, got dtype {arr.dtype}")
+        raise S2Error(f"S2 cell ids must be 64-bit integers, got {ids!r:.80}")
+    raise S2Error(f"S2 cell ids must be 64-bit integers, got dtype {arr.dtype}")
 
 
 def _trailing_zero_bits(ids: np.ndarray) -> np.ndarray:
@@ -213,14 +190,14 @@ def _trailing_zero_bits(ids: np.ndarray) -> np.ndarray:
 
 
 def _as_cell_ids(ids: Any) -> np.ndarray:
-    """Cell ids as a uint64 array; ValueError naming the first invalid id."""
+    """Cell ids as a uint64 array; S2Error naming the first invalid id."""
     arr = _as_uint64_bits(ids)
     lsb = arr & (~arr + np.uint64(1))
     bad = ((arr >> _FACE_SHIFT) >= _NUM_FACES) | ((lsb & np.uint64(_LEVEL_MARKER_BITS)) == 0)
     if bad.any():
         where = _first_bad(np.atleast_1d(bad))
         value = int(np.atleast_1d(arr)[where])
-        raise ValueError(
+        raise S2Error(
             f"invalid S2 cell id {value} (0x{value:016x})"
             + ("" if arr.ndim == 0 else f" at index {where}")
             + ": expected face 0..5 and a level marker bit at an even position"
@@ -442,8 +419,10 @@ def s2_cell_ids(lat: Any, lon: Any, level: Any = MAX_LEVEL) -> Any:
         ``np.uint64`` array of the broadcast shape, or an ``np.uint64`` scalar for scalar input.
 
     Raises:
-        ValueError: NaN / infinite / out-of-range latitude, non-finite longitude (naming the first
-            bad index and value), or a level outside 0..30.
+        InvalidCoordinateError: a non-numeric, NaN, infinite or out-of-range latitude, or a
+            non-numeric or non-finite longitude (naming the first bad index and value; see
+            :func:`geocell.validate.check_coordinates`).
+        S2Error: a level that is not an integer in 0..30.
 
     Example:
         >>> hex(int(s2_cell_ids(48.8584, 2.2945, level=10)))
@@ -451,10 +430,8 @@ def s2_cell_ids(lat: Any, lon: Any, level: Any = MAX_LEVEL) -> Any:
         >>> s2_cell_ids([0.0, 51.5], [0.0, -0.12], 5).shape
         (2,)
     """
-    lat_a = _as_float("lat", lat)
-    lon_a = _as_float("lon", lon)
     level_a = _check_level(level)
-    _check_latlon(lat_a, lon_a)
+    lat_a, lon_a = check_coordinates(lat, lon, lon_range=None)
     scalar = lat_a.ndim == 0 and lon_a.ndim == 0 and level_a.ndim == 0
     if level_a.ndim == 0:
         lat_a, lon_a = np.broadcast_arrays(lat_a, lon_a)
@@ -482,7 +459,7 @@ def s2_level(ids: Any) -> Any:
         ``np.int64`` array of the same shape (scalar for scalar input).
 
     Raises:
-        ValueError: an invalid cell id (face > 5, no level marker bit, or 0).
+        S2Error: an invalid cell id (face > 5, no level marker bit, or 0).
 
     Example:
         >>> int(s2_level(0x47E66F0000000000))
@@ -503,7 +480,7 @@ def s2_parent(ids: Any, level: Any) -> Any:
         ``np.uint64`` ids of the broadcast shape (scalar for scalar input).
 
     Raises:
-        ValueError: invalid cell id, level outside 0..30, or a level deeper than the cell's.
+        S2Error: invalid cell id, level outside 0..30, or a level deeper than the cell's.
 
     Example:
         >>> leaf = s2_cell_ids(48.8584, 2.2945)
@@ -517,7 +494,7 @@ def s2_parent(ids: Any, level: Any) -> Any:
     too_deep = lev > _levels_of(arr)
     if too_deep.any():
         where = _first_bad(np.atleast_1d(too_deep))
-        raise ValueError(
+        raise S2Error(
             f"cannot take the level-{int(np.atleast_1d(lev)[where])} parent of a level-"
             f"{int(np.atleast_1d(_levels_of(arr))[where])} cell"
             + ("" if arr.ndim == 0 else f" at index {where}")
@@ -584,7 +561,7 @@ def s2_token_to_cell_id(tokens: Any) -> Any:
         ``np.uint64`` array of the same shape (scalar for scalar input).
 
     Raises:
-        ValueError: a token that is empty, longer than 16 characters or not hexadecimal.
+        S2Error: a token that is empty, longer than 16 characters or not hexadecimal.
 
     Example:
         >>> hex(int(s2_token_to_cell_id("47e66f")))
@@ -597,13 +574,13 @@ def s2_token_to_cell_id(tokens: Any) -> Any:
         if arr.dtype == object and all(isinstance(t, str) for t in arr.flat):
             arr = arr.astype("U") if arr.size else arr.astype("U1")
         else:
-            raise ValueError(f"S2 tokens must be strings, got {tokens!r:.80}")
+            raise S2Error(f"S2 tokens must be strings, got {tokens!r:.80}")
     if arr.size == 0:
         return np.zeros(arr.shape, np.uint64)
 
     def fail(bad: np.ndarray) -> None:
         where = _first_bad(np.atleast_1d(bad.reshape(arr.shape)))
-        raise ValueError(
+        raise S2Error(
             f"invalid S2 token {str(np.atleast_1d(arr)[where])!r}"
             + ("" if arr.ndim == 0 else f" at index {where}")
             + ": expected 1 to 16 hexadecimal digits, or 'X'"
@@ -640,7 +617,7 @@ def s2_cell_center(ids: Any) -> tuple[Any, Any]:
         ``(lat, lon)``: two float64 arrays of the ids' shape (scalars for scalar input).
 
     Raises:
-        ValueError: an invalid cell id.
+        S2Error: an invalid cell id.
 
     Example:
         >>> lat, lon = s2_cell_center(s2_cell_ids(48.8584, 2.2945, level=10))
@@ -675,7 +652,7 @@ def s2_cell_vertices(ids: Any) -> np.ndarray:
         longitude in [-180, 180].
 
     Raises:
-        ValueError: an invalid cell id.
+        S2Error: an invalid cell id.
 
     Example:
         >>> s2_cell_vertices(s2_cell_ids(48.8584, 2.2945, level=10)).shape

@@ -182,6 +182,7 @@ def _group_country(
 def build_semantic(
     lat: Any,
     lon: Any,
+    *,
     min_samples: int = 50,
     max_samples: int = 1000,
     admin1=None,
@@ -226,7 +227,7 @@ def build_semantic(
     countries = admin1["adm0_a3"].astype(str).to_numpy()
     geoms = np.asarray(admin1.geometry.values, dtype=object)
     if point_admin1 is None:
-        point_admin1 = admin1_of_points(lat, lon, admin1)
+        point_admin1 = admin1_of_points(lat, lon, admin1=admin1)
     point_admin1 = np.asarray(point_admin1).astype(str)
     code_index = {c: i for i, c in enumerate(codes)}
     unknown = sorted(set(np.unique(point_admin1).tolist()) - set(code_index))

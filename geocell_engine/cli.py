@@ -43,7 +43,8 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=None,
-        help="output table (CSV or Parquet by its suffix); default: INPUT_labelled.<suffix> in the current folder",
+        help="output table, CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet) by its suffix, not the input file; "
+             "default: INPUT_labelled.<suffix> in the current folder",
     )
     p.add_argument(
         "--max-distance-km",
@@ -65,9 +66,11 @@ def _default_output(input_path: Path) -> Path:
 
 def _cmd_label(args: argparse.Namespace) -> int:
     from geocell.label import format_label_summary, label_points
-    from geocell.tables import read_points, write_table
+    from geocell.tables import check_output_path, read_points, write_table
 
     start = time.perf_counter()
+    out = args.out if args.out is not None else _default_output(args.input)
+    check_output_path(out, inputs=[args.input], what="--out")  # before any work
     points = read_points(args.input)
     if points.n_wrapped_lon:
         print(
@@ -78,7 +81,6 @@ def _cmd_label(args: argparse.Namespace) -> int:
     labels = label_points(points.lat, points.lon, progress=not args.quiet, **kwargs)
     import pandas as pd
 
-    out = args.out if args.out is not None else _default_output(args.input)
     frame = points.frame.drop(columns=[c for c in labels.columns if c in points.frame.columns])
     labels.index = frame.index
     frame = pd.concat([frame, labels], axis=1)
@@ -208,7 +210,8 @@ def _add_cells_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="s2: split cells with more points; one partition per value (files OUT, OUT-1, ...)")
     b.add_argument("--min-level", type=int, default=2)
     b.add_argument("--max-level", type=int, default=13)
-    b.add_argument("--out", type=Path, required=True, help="output GeoParquet")
+    b.add_argument("--out", type=Path, required=True,
+                   help="output GeoParquet (.parquet); with several --tau-max values also OUT-1.parquet, ...")
     b.set_defaults(func=_cmd_cells_build)
     i = sub.add_parser("info", help="print a cell file's summary")
     i.add_argument("cells", type=Path)
@@ -228,22 +231,33 @@ def _format_cells_summary(summary: dict) -> str:
             f"parameters: {summary['params']}\nhash: {summary['hash']}")
 
 
-def _cmd_cells_build(args: argparse.Namespace) -> int:
-    from geocell.tables import read_points
+def _cells_outputs(args: argparse.Namespace) -> list[Path]:
+    """The files ``cells build`` writes: OUT, then OUT-1, OUT-2, ... for further S2 partitions."""
+    n = 1 if args.kind == "semantic" else len(set(args.tau_max))
+    return [args.out if k == 0 else args.out.with_name(f"{args.out.stem}-{k}{args.out.suffix}") for k in range(n)]
 
+
+def _cmd_cells_build(args: argparse.Namespace) -> int:
+    from geocell.cells import CELLSET_SUFFIXES
+    from geocell.tables import check_output_path, read_points
+
+    outputs = _cells_outputs(args)
+    for k, out in enumerate(outputs):  # before any work
+        what = "--out" if k == 0 else f"output of partition {k} (named after --out)"
+        check_output_path(out, inputs=[args.points], suffixes=CELLSET_SUFFIXES, what=what)
     points = read_points(args.points)
     start = time.perf_counter()
     if args.kind == "semantic":
         from geocell.semantic import build_semantic
 
-        built = [build_semantic(points.lat, points.lon, args.min_samples, args.max_samples)]
+        built = [build_semantic(points.lat, points.lon, min_samples=args.min_samples, max_samples=args.max_samples)]
     else:
         from geocell.s2cells import build_s2
 
-        built = build_s2(points.lat, points.lon, args.tau_min, args.tau_max, args.min_level, args.max_level)
+        built = build_s2(points.lat, points.lon, tau_min=args.tau_min, tau_max=args.tau_max,
+                         min_level=args.min_level, max_level=args.max_level)
     seconds = time.perf_counter() - start
-    for n, cells in enumerate(built):
-        out = args.out if n == 0 else args.out.with_name(f"{args.out.stem}-{n}{args.out.suffix}")
+    for out, cells in zip(outputs, built, strict=True):
         cells.save(out)
         print(_format_cells_summary(cells.summary()))
         print(f"wrote {out}\n")

@@ -55,6 +55,10 @@ def test_label_default_output_name(tmp_path, monkeypatch):
         ("lat,lon\n1,2\nnan,3\n", "row 1 (line 3): column 'lat' holds 'nan'"),
         ("lat,lon\n1,2\n-91,3\n", "latitude -91.0 is outside [-90, 90]"),
         ("x,y\n1,2\n", "no latitude column"),
+        ("lat,lon,lat\n1,2,3\n", "2 latitude columns: 'lat' (column 1), 'lat' (column 3); expected exactly one"),
+        ("lat,Latitude,lon\n1,1,2\n", "2 latitude columns: 'lat' (column 1), 'Latitude' (column 2)"),
+        ("lat,lon,LNG\n1,2,2\n", "2 longitude columns: 'lon' (column 2), 'LNG' (column 3)"),
+        ("lat,lon\nTrue,2\nFalse,3\n", "row 0 (line 2): column 'lat' holds 'True', which is not a number (2 such"),
     ],
 )
 def test_bad_input_exit_2_and_no_output(tmp_path, capsys, text, message):
@@ -85,3 +89,96 @@ def test_example_file_labels_match_geonames(tmp_path):
     frame = pd.read_csv(out, keep_default_na=False)
     agree = same_country(frame["geonames_cc"].to_numpy(), frame["adm0_a3"].to_numpy())
     assert agree.mean() >= 0.995
+
+
+def _label_fails(argv, capsys):
+    """Run `label`, expect exit 2 and a one-line message; return the message."""
+    assert cli.main(["label", *map(str, argv), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_boolean_coordinate_column_in_parquet(tmp_path, capsys):
+    src = tmp_path / "flags.parquet"
+    pd.DataFrame({"lat": [True, False], "lon": [2.0, 3.0]}).to_parquet(src)
+    err = _label_fails([src, "--out", tmp_path / "out.csv"], capsys)
+    assert "column 'lat' holds booleans (dtype bool); expected numbers in degrees" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flags.parquet"]
+
+
+def test_repeated_column_in_parquet(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "twice.parquet"
+    pq.write_table(pa.table([pa.array([1.0]), pa.array([2.0]), pa.array([3.0])], names=["lon", "lat", "lon"]), src)
+    err = _label_fails([src, "--out", tmp_path / "out.parquet"], capsys)
+    assert "2 longitude columns: 'lon' (column 1), 'lon' (column 3)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twice.parquet"]
+
+
+def test_out_equal_to_the_input_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import geocell.label
+    import geocell.tables
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the input was read or labelled although --out is the input")
+
+    monkeypatch.setattr(geocell.tables, "read_points", no_work)
+    monkeypatch.setattr(geocell.label, "label_points", no_work)
+    (tmp_path / "sub").mkdir()
+    src = tmp_path / "in.csv"
+    text = "lat,lon\n48.85,2.35\n"
+    src.write_text(text)
+    (tmp_path / "link.csv").symlink_to(src)
+    for out in (src, tmp_path / "sub" / ".." / "in.csv", tmp_path / "link.csv"):
+        err = _label_fails([src, "--out", out], capsys)
+        assert f"--out {out} is the input file {src}" in err
+    monkeypatch.chdir(tmp_path)
+    err = _label_fails(["in.csv", "--out", src], capsys)
+    assert "is the input file in.csv" in err
+    assert src.read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "link.csv", "sub"]
+
+
+@pytest.mark.parametrize("name", ["out.txt", "out.json", "out.csv.bz2", "out"])
+def test_unknown_out_suffix_is_refused_before_reading_the_input(tmp_path, capsys, name):
+    # the input does not exist: the --out check must come first
+    err = _label_fails([tmp_path / "missing.csv", "--out", tmp_path / name], capsys)
+    assert f"--out {tmp_path / name}: unknown output format; expected a name ending in .csv, .csv.gz, .tsv, .parquet" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_that_is_a_folder_is_refused(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("lat,lon\n48.85,2.35\n")
+    (tmp_path / "folder.csv").mkdir()
+    err = _label_fails([src, "--out", tmp_path / "folder.csv"], capsys)
+    assert "folder.csv is a folder" in err
+
+
+def test_a_label_killed_mid_write_leaves_a_temp_file_that_the_next_run_removes(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("lat,lon\n48.85,2.35\n")
+    out = tmp_path / "out.csv"
+    # a writer that is killed (SIGKILL: no cleanup possible) after writing half its file
+    code = (
+        "import sys, time; from geocell.tables import atomic_write\n"
+        "def write(tmp):\n"
+        "    tmp.write_text('lat,lon,adm0_a3\\n48.85,2.')\n"
+        "    print(tmp.name, flush=True); time.sleep(60)\n"
+        f"atomic_write({str(out)!r}, write)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        tmp_name = proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert tmp_name.startswith(f".out.csv.{proc.pid}@") and tmp_name.endswith(".tmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([tmp_name, "in.csv"])  # left behind
+    assert cli.main(["label", str(src), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+    assert pd.read_csv(out)["adm0_a3"].tolist() == ["FRA"]

@@ -12,6 +12,7 @@ import s2sphere
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geocell.errors import InvalidCoordinateError, S2Error
 from geocell.s2 import (
     MAX_LEVEL,
     s2_cell_center,
@@ -317,9 +318,9 @@ def test_token_edge_cases():
 
 @pytest.mark.parametrize("bad", ["", "g", "12345678901234567", "47e6 6f", "ü", "0x47"])
 def test_invalid_tokens(bad):
-    with pytest.raises(ValueError, match="invalid S2 token"):
+    with pytest.raises(S2Error, match="invalid S2 token"):
         s2_token_to_cell_id(bad)
-    with pytest.raises(ValueError, match=r"at index 1"):
+    with pytest.raises(S2Error, match=r"at index 1"):
         s2_token_to_cell_id(["47e66f", bad])
 
 
@@ -331,36 +332,49 @@ def test_invalid_tokens(bad):
 @pytest.mark.parametrize("bad_lat", [np.nan, 90.0000001, -90.5, np.inf, -np.inf, 1e300])
 def test_bad_latitude(bad_lat):
     lat = np.array([0.0, 10.0, bad_lat, 20.0, np.nan])
-    with pytest.raises(ValueError, match=r"latitude .* got .* at index 2"):
+    with pytest.raises(InvalidCoordinateError, match=r"^index 2: latitude (missing|.* is outside \[-90, 90\])"):
         s2_cell_ids(lat, np.zeros(5), 10)
-    with pytest.raises(ValueError, match="latitude"):
+    with pytest.raises(InvalidCoordinateError, match="^latitude"):
         s2_cell_ids(bad_lat, 0.0)
 
 
 def test_bad_latitude_index_in_2d():
     lat = np.zeros((3, 4))
     lat[2, 1] = 91.0
-    with pytest.raises(ValueError, match=r"91.0 at index \(2, 1\)"):
+    with pytest.raises(InvalidCoordinateError, match=r"index \(2, 1\): latitude 91.0 is outside"):
         s2_cell_ids(lat, 0.0, 5)
 
 
 @pytest.mark.parametrize("bad_lon", [np.nan, np.inf, -np.inf])
 def test_bad_longitude(bad_lon):
-    with pytest.raises(ValueError, match=r"longitude .* at index 1"):
+    with pytest.raises(InvalidCoordinateError, match=r"index 1: longitude .*expected finite degrees"):
         s2_cell_ids([0.0, 1.0], [0.0, bad_lon])
+
+
+def test_any_finite_longitude_is_taken_modulo_360():
+    lon = np.array([-540.0, -190.0, 200.0, 725.5])
+    assert np.array_equal(s2_cell_ids(10.0, lon, 12), s2_cell_ids(10.0, (lon + 180.0) % 360.0 - 180.0, 12))
 
 
 @pytest.mark.parametrize("bad_level", [-1, 31, 100, 2.5, np.nan, "10", True, [3, 31]])
 def test_bad_level(bad_level):
-    with pytest.raises(ValueError, match="level"):
+    with pytest.raises(S2Error, match="level"):
         s2_cell_ids(0.0, 0.0, bad_level)
-    with pytest.raises(ValueError, match="level"):
+    with pytest.raises(S2Error, match="level"):
         s2_parent(s2_cell_ids(0.0, 0.0), bad_level)
 
 
-def test_non_numeric_coordinates():
-    with pytest.raises(TypeError):
-        s2_cell_ids("north", 0.0)
+@pytest.mark.parametrize(
+    ("lat", "lon", "match"),
+    [("north", 0.0, "latitude 'north' is not a number"),
+     ([1.0, "2"], [0.0, 0.0], "index 1: latitude '2' is not a number"),
+     ([0.0, 0.0], [0.0, None], "index 1: longitude None is not a number"),
+     (np.array([True]), [0.0], "index 0: latitude True is not a number"),
+     ([0.0, 1.0], [0.0, 1.0, 2.0], "incompatible shapes")],
+)
+def test_non_numeric_coordinates(lat, lon, match):
+    with pytest.raises(InvalidCoordinateError, match=match):
+        s2_cell_ids(lat, lon)
 
 
 @pytest.mark.parametrize(
@@ -375,21 +389,21 @@ def test_non_numeric_coordinates():
 )
 def test_invalid_cell_ids(bad_id):
     for fn in (s2_level, s2_cell_center, s2_cell_vertices, lambda ids: s2_parent(ids, 0)):
-        with pytest.raises(ValueError, match="invalid S2 cell id"):
+        with pytest.raises(S2Error, match="invalid S2 cell id"):
             fn(np.array([0x47E66F0000000000, bad_id], dtype=np.uint64))
 
 
 @pytest.mark.parametrize("bad_ids", [[1.5, 2.0], np.array([1.0]), ["47e66f"], [True], [2**63 + 1, 0.5]])
 def test_non_integer_cell_ids(bad_ids):
-    with pytest.raises(ValueError, match="64-bit integers"):
+    with pytest.raises(S2Error, match="64-bit integers"):
         s2_level(bad_ids)
 
 
 def test_parent_deeper_than_cell():
     cell = s2_cell_ids(0.0, 0.0, 10)
-    with pytest.raises(ValueError, match="level-11 parent of a level-10 cell"):
+    with pytest.raises(S2Error, match="level-11 parent of a level-10 cell"):
         s2_parent(cell, 11)
-    with pytest.raises(ValueError, match=r"at index 1"):
+    with pytest.raises(S2Error, match=r"at index 1"):
         s2_parent(np.array([s2_cell_ids(0.0, 0.0, 20), cell]), 12)
 
 
