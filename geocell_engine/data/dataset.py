@@ -8,28 +8,45 @@ training loop (vectorised, cheap on a CPU).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Optional
+from typing import Any, Iterator, Literal, Mapping, Optional, Union
 
 import numpy as np
 
+from geocell_engine.data.accounting import BadImage, ImageAccount
 from geocell_engine.errors import DataError
 
-__all__ = ["DatasetInfo", "GeoSplit", "DataError", "load_splits", "iterate_batches", "load_image", "BadImageLog"]
+__all__ = ["DatasetInfo", "GeoSplit", "DataError", "load_splits", "iterate_batches", "load_image", "BadImageLog",
+           "ImageAccount", "BadImage", "screen_split", "require_usable", "OnBadImage"]
 
+#: What to do with a manifest row whose image is missing or cannot be decoded: raise a
+#: :class:`DataError` naming the row (``"fail"``), or leave it out and record it (``"skip"``).
+OnBadImage = Literal["skip", "fail"]
+#: The flag that lets a user choose ``"skip"``; every "fail" message names it.
+_SKIP_HINT = "pass --on-bad-image skip to `train` to leave such images out and list them"
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Identity of a training data set, stored in checkpoints and reports."""
+    """Identity of a training data set, stored in checkpoints and reports.
+
+    Attributes:
+        name, version: e.g. ``"manifest.csv"``, ``"manifest"``.
+        sha256: file role -> hex digest (``"manifest"``, ``"split"``, ...).
+        images: the images left out so far (missing files found by :func:`load_splits`; screening
+            and batch decoding add unreadable ones). Not part of the identity (not compared).
+    """
 
     name: str
     version: str
     sha256: Mapping[str, str]
+    images: ImageAccount = field(default_factory=ImageAccount, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "sha256": dict(self.sha256)}
+        """JSON-ready: name, version, sha256, and ``images`` (:meth:`ImageAccount.as_dict`)."""
+        return {"name": self.name, "version": self.version, "sha256": dict(self.sha256),
+                "images": self.images.as_dict()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +102,8 @@ def _bluemarble(split: str, imagery: str = "bmng") -> tuple[GeoSplit, DatasetInf
                     admin1=data.adm1_code.astype(str), ids=data.ids.astype(str), images=data.images), info
 
 
-def _split_from_file(split_file: str, source_rows: np.ndarray, n_rows: int, path: Path) -> np.ndarray:
-    """Split names for the kept rows of a manifest, from an ``id,split`` file written for it
+def _split_from_file(split_file: str, n_rows: int, path: Path) -> np.ndarray:
+    """Split names of every row of a manifest, from an ``id,split`` file written for it
     (rows in the manifest's order, as :func:`geocell_engine.data.splits.split_manifest` writes them)."""
     from geocell_engine.data.splits import read_split_manifest
 
@@ -94,68 +111,120 @@ def _split_from_file(split_file: str, source_rows: np.ndarray, n_rows: int, path
     if len(names) != n_rows:
         raise DataError(f"{split_file}: {len(names)} rows, but {path} has {n_rows}; "
                         "write the split for this manifest with `cli.py data split`")
-    return np.asarray(names)[source_rows]
+    return np.asarray(names, dtype=object)
 
 
-def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+def _split_names(path: Path, table, n_rows: int, seed: int, split_file: Optional[str]) -> np.ndarray:
+    """``(n_rows,)`` train / val / test for every data row of the manifest, rows with a missing
+    image included (so a missing file never moves another row to another split)."""
+    from geocell.tables import read_table
+    from geocell_engine.data.samples import source_row_name
+
+    frame = table.frame
+    split_col = next((c for c in frame.columns if str(c).lower() == "split"), None)
+    if split_file is not None:
+        split, where = _split_from_file(split_file, n_rows, path), lambda r: f"{split_file}: row {r}"
+    elif split_col is not None:
+        if len(frame) == n_rows:
+            column = frame[split_col]
+        else:  # the table lacks the rows whose image is missing: their split is in the file
+            raw = read_table(path)
+            column = raw[next(c for c in raw.columns if str(c).lower() == "split")]
+        split = column.astype(str).str.lower().to_numpy(dtype=object)
+        where = lambda r: source_row_name(path, r)  # noqa: E731
+    else:  # a seeded 80 / 10 / 10 random split; use geocell_engine.data.splits for a spatial one
+        u = np.random.default_rng(seed).random(n_rows)
+        return np.where(u < 0.8, "train", np.where(u < 0.9, "val", "test")).astype(object)
+    bad = ~np.isin(split, ["train", "val", "test"])
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where(r)}: split {split[r]!r}; expected train, val or test"
+                        f" ({int(bad.sum())} such row{'s' if bad.sum() > 1 else ''} in all)")
+    return split
+
+
+def _missing_images(path: Path, table, split: np.ndarray, on_bad_image: OnBadImage, account: ImageAccount) -> None:
+    """Raise for the rows whose image file does not exist (``"fail"``), or record them under
+    their split (``"skip"``)."""
+    from geocell_engine.data.samples import source_row_name
+
+    read = next((r for r in table.reports if r.step == "read"), None)
+    if read is None or len(read.dropped) == 0:
+        return
+    gone = read.dropped
+    if on_bad_image == "fail":
+        first = gone.iloc[0]
+        n = len(gone)
+        raise DataError(f"{source_row_name(path, int(first.source_row))}: image file {first.path} not found"
+                        f" ({n} missing image file{'s' if n > 1 else ''} in all; {_SKIP_HINT})")
+    for r in gone.itertuples(index=False):
+        account.add(str(split[int(r.source_row)]), source_row_name(path, int(r.source_row)), r.path, "missing",
+                    r.detail)
+
+
+def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None,
+                     on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
     from geocell.assign import get_assigner
     from geocell_engine.data.readers import read_manifest
     from geocell_engine.data.samples import sha256_file
 
-    table = read_manifest(path, missing="drop")
+    table = read_manifest(path, missing="drop")  # the dropped rows are in table.reports: raised or recorded below
     if not table.has_coordinates:
         raise DataError(f"{path}: has no coordinates; the training tasks need lat/lon for every image")
+    read = next((r for r in table.reports if r.step == "read"), None)
+    n_rows = read.n_in if read is not None else len(table)
+    split_all = _split_names(path, table, n_rows, seed, split_file)
+    account = ImageAccount()
+    _missing_images(path, table, split_all, on_bad_image, account)
+
     frame = table.frame
     lat, lon = table.lat, table.lon
     labels = get_assigner().assign(lat, lon)
     country = frame["adm0_a3"].fillna("").astype(str).to_numpy() if "adm0_a3" in frame else labels.country
     country = np.where(country == "", labels.country, country)
     admin1 = labels.admin1
-    split_col = next((c for c in frame.columns if c.lower() == "split"), None)
-    if split_file is not None:
-        from geocell.tables import read_table
-
-        n_rows = len(read_table(path))
-        split = _split_from_file(split_file, frame["source_row"].to_numpy(), n_rows, path)
-        bad = ~np.isin(split, ["train", "val", "test"])
-        if bad.any():
-            raise DataError(f"{split_file}: split {split[np.flatnonzero(bad)[0]]!r}; expected train, val or test")
-    elif split_col is not None:
-        split = frame[split_col].astype(str).str.lower().to_numpy()
-        bad = ~np.isin(split, ["train", "val", "test"])
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{table.row_name(i)}: split {split[i]!r}; expected train, val or test")
-    else:  # a seeded 80 / 10 / 10 random split; use geocell_engine.data.splits for a spatial one
-        u = np.random.default_rng(seed).random(len(frame))
-        split = np.where(u < 0.8, "train", np.where(u < 0.9, "val", "test"))
+    split = split_all[frame["source_row"].to_numpy()]
     rows = np.array([table.row_name(i) for i in range(len(frame))], dtype=object)
     ids = frame["id"].astype(str).to_numpy() if "id" in frame else np.asarray(table.paths, dtype=str)
     out = {}
     for name in ("train", "val", "test"):
+        if not (split_all == name).any():
+            raise DataError(f"{path}: the {name} split is empty; give a 'split' column with train/val/test rows")
         sel = np.flatnonzero(split == name)
         out[name] = GeoSplit(name=name, lat=lat[sel], lon=lon[sel], country=np.asarray(country)[sel].astype(str),
                              admin1=np.asarray(admin1)[sel].astype(str), ids=ids[sel],
                              paths=np.asarray(table.paths, dtype=object)[sel], row_names=rows[sel])
-        if len(out[name]) == 0:
-            raise DataError(f"{path}: the {name} split is empty; give a 'split' column with train/val/test rows")
+        require_usable(out[name], account)
     sha = {"manifest": sha256_file(path)}
     if split_file is not None:
         sha["split"] = sha256_file(split_file)
-    info = DatasetInfo(name=path.name, version="manifest", sha256=sha)
+    info = DatasetInfo(name=path.name, version="manifest", sha256=sha, images=account)
     return out, info
 
 
-def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
+                on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
     """Train / val / test splits of a data set: ``"bluemarble-v1"`` or a manifest path.
 
     A manifest's split comes from ``split_file`` (an ``id,split`` file written by
     ``cli.py data split``), else from its ``split`` column (train / val / test), else from a
-    seeded 80/10/10 random split.
+    seeded 80/10/10 random split. Every row whose image file does not exist raises
+    (``on_bad_image="fail"``) or is left out and recorded in ``info.images`` under its split
+    (``"skip"``); files that exist but cannot be decoded are found later by
+    :func:`screen_split` / :func:`iterate_batches`.
+
+    Returns:
+        ``({"train": GeoSplit, "val": ..., "test": ...}, DatasetInfo)``; ``info.images`` is the
+        :class:`ImageAccount` to pass on to :func:`screen_split`, :func:`iterate_batches` and
+        :func:`require_usable` (empty for bluemarble, whose patches are in memory).
 
     Raises:
-        DataError: unknown data set name, a manifest without coordinates or with an empty split.
+        DataError: unknown data set name, a manifest without coordinates, with a bad split value,
+            an empty split, a split whose images are all missing, or (``"fail"``) a missing image
+            (naming its row and line, the path, and how many are missing in all).
     """
+    if on_bad_image not in ("skip", "fail"):
+        raise DataError(f"on_bad_image {on_bad_image!r}; expected 'skip' or 'fail'")
     if data == "bluemarble-v1":
         splits, info = {}, None
         for name in ("train", "val", "test"):
@@ -167,7 +236,7 @@ def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None) -> t
             from geocell.errors import InputFileError
 
             raise InputFileError(f"{path}: no such manifest")
-        return _manifest_splits(path, seed, split_file)
+        return _manifest_splits(path, seed, split_file, on_bad_image)
     raise DataError(f"unknown data set {data!r}; expected 'bluemarble-v1' or a manifest file (.csv / .parquet)")
 
 
@@ -180,12 +249,36 @@ def robustness_split(data: str) -> Optional[GeoSplit]:
 
 @dataclass
 class BadImageLog:
-    """Images that could not be read, by source line (kept when ``on_bad_image="skip"``)."""
+    """Messages about images left out by :func:`iterate_batches` with ``on_bad_image="skip"``, one
+    per image (the same image in a later epoch is not listed again). Kept for callers that want
+    plain lines; an :class:`ImageAccount` passed as ``bad_log`` records the same per split."""
 
-    rows: list[str]
+    rows: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def add(self, message: str) -> None:
+        if message not in self._seen:
+            self._seen.add(message)
+            self.rows.append(message)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+#: Exceptions that mean "this image cannot be used" (PIL raises OSError / ValueError / SyntaxError
+#: for bad files; InputFileError is a FileNotFoundError, CorruptImageError a ValueError).
+_BAD_IMAGE_ERRORS = (OSError, ValueError, SyntaxError)
+
+
+def _bad_image(split: GeoSplit, i: int, exc: BaseException) -> BadImage:
+    """The record of sample ``i`` of a file-backed split that failed to load with ``exc``."""
+    path = str(split.paths[i])
+    row = str(split.row_names[i]) if split.row_names is not None else path
+    detail = str(exc)
+    if detail.startswith(path + ": "):  # open_rgb names the file first; the record names it already
+        detail = detail[len(path) + 2:]
+    problem = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
+    return BadImage(split.name, row, path, problem, detail)
 
 
 def load_image(path: str, size: int) -> np.ndarray:
@@ -221,18 +314,33 @@ def _resize_array(images: np.ndarray, size: int):
     return batch
 
 
+def _record_bad(bad_log: Union[BadImageLog, ImageAccount, None], record: BadImage) -> None:
+    if isinstance(bad_log, ImageAccount):
+        bad_log.add(record.split, record.row, record.path, record.problem, record.detail)
+    elif bad_log is not None:
+        bad_log.add(record.message())
+
+
 def iterate_batches(
     split: GeoSplit,
     index: np.ndarray,
     batch_size: int,
     image_size: int,
-    on_bad_image: Literal["skip", "fail"] = "fail",
-    bad_log: Optional[BadImageLog] = None,
+    on_bad_image: OnBadImage = "fail",
+    bad_log: Union[BadImageLog, ImageAccount, None] = None,
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Yield ``(images uint8 (B, 3, S, S) tensor, sample indices (B,))`` over ``index`` in order.
 
-    Images from paths are decoded here; an unreadable one raises :class:`DataError` naming its
-    manifest line (``on_bad_image="fail"``) or is left out of its batch and logged (``"skip"``).
+    Args:
+        split: in-memory or file-backed samples.
+        index: ``(M,)`` int sample indices into ``split``, in the order wanted.
+        batch_size: B, at most; a batch is smaller by the images left out.
+        image_size: S, px.
+        on_bad_image: an image from a path that cannot be read raises :class:`DataError` naming
+            its manifest line and file (``"fail"``), or is left out of its batch (``"skip"``);
+            a batch whose images are all bad is not yielded at all.
+        bad_log: where ``"skip"`` records what it left out: an :class:`ImageAccount` (under
+            ``split.name``) or a :class:`BadImageLog` (one line per image); None records nothing.
     """
     import torch
 
@@ -249,12 +357,98 @@ def iterate_batches(
             try:
                 arrays.append(load_image(split.paths[i], image_size))
                 kept.append(i)
-            except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for bad files
-                where = split.row_names[i] if split.row_names is not None else split.paths[i]
-                message = f"{where}: cannot read image {split.paths[i]}: {exc}"
+            except _BAD_IMAGE_ERRORS as exc:
+                record = _bad_image(split, int(i), exc)
                 if on_bad_image == "fail":
-                    raise DataError(message + " (pass --on-bad-image skip to leave such images out)") from exc
-                if bad_log is not None:
-                    bad_log.rows.append(message)
+                    raise DataError(f"{record.message()}; {_SKIP_HINT}") from exc
+                _record_bad(bad_log, record)
         if kept:
             yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), np.asarray(kept)
+
+
+def _try_load(path: str, size: int) -> Optional[BaseException]:
+    """None if ``path`` decodes to a ``(size, size, 3)`` image, else the exception it raised."""
+    try:
+        load_image(path, size)
+    except _BAD_IMAGE_ERRORS as exc:
+        return exc
+    return None
+
+
+def screen_split(split: GeoSplit, image_size: int, on_bad_image: OnBadImage,
+                 account: Optional[ImageAccount], threads: int = 4) -> GeoSplit:
+    """The samples of ``split`` whose image can be decoded, each image decoded once.
+
+    Call it on the evaluation splits before anything is scored, so that the model and every
+    baseline see the same samples (and the report's counts are the counts scored). Decoding is
+    the same as the batches' (:func:`load_image` at ``image_size``), on ``threads`` threads (PIL
+    releases the GIL while it decodes); the decoded pixels are not kept.
+
+    Args:
+        split: N samples; an in-memory split (bluemarble) is returned as it is.
+        image_size: S, px, the side the images will be decoded at.
+        on_bad_image: ``"fail"`` raises on the first bad image in split order; ``"skip"`` leaves
+            bad images out and records them in ``account`` under ``split.name``.
+        account: where ``"skip"`` records (None: nowhere).
+        threads: decoding threads (>= 1).
+
+    Returns:
+        A GeoSplit of the N' <= N readable samples, in the original order (``split`` itself when
+        all are readable).
+
+    Raises:
+        DataError: with ``"fail"``, the first bad image, naming its manifest line and file.
+
+    Example:
+        >>> import numpy as np
+        >>> s = GeoSplit("val", np.zeros(2), np.zeros(2), np.array(["", ""]), np.array(["", ""]),
+        ...              np.array(["a", "b"]), images=np.zeros((2, 4, 4, 3), np.uint8))
+        >>> screen_split(s, 32, "skip", ImageAccount()) is s
+        True
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if split.images is not None or len(split) == 0:
+        return split
+    if split.paths is None:
+        raise DataError(f"split {split.name!r} has neither images nor paths")
+    ok = np.ones(len(split), dtype=bool)
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(split)))) as pool:
+        # map() yields in split order, so "fail" names the first bad row, not the first to finish
+        results = pool.map(_try_load, [str(p) for p in split.paths], [image_size] * len(split))
+        for i, exc in enumerate(results):
+            if exc is None:
+                continue
+            record = _bad_image(split, i, exc)
+            if on_bad_image == "fail":
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise DataError(f"{record.message()}; {_SKIP_HINT}") from exc
+            ok[i] = False
+            if account is not None:
+                account.add(record.split, record.row, record.path, record.problem, record.detail)
+    return split if ok.all() else split.take(np.flatnonzero(ok))
+
+
+_SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def require_usable(split: GeoSplit, account: Optional[ImageAccount] = None) -> GeoSplit:
+    """``split`` itself if it has at least one sample; else a :class:`DataError` that says how many
+    of its images were missing or unreadable and names the first.
+
+    Call it after :func:`screen_split` (val / test) and before training (train); :func:`load_splits`
+    calls it too, for splits whose image files are all missing.
+
+    Raises:
+        DataError: e.g. ``"no usable training images: 10 missing, 0 unreadable (first: m.csv:
+            row 0 (line 2): image /data/a.png not found (...))"``.
+    """
+    if len(split) > 0:
+        return split
+    word = _SPLIT_WORDS.get(split.name, split.name)
+    records = account.records(split.name) if account is not None else []
+    if not records:
+        raise DataError(f"no usable {word} images: the {split.name} split has no samples")
+    counts = account.counts(split.name)  # type: ignore[union-attr]
+    raise DataError(f"no usable {word} images: {counts['missing']} missing, {counts['unreadable']} unreadable"
+                    f" (first: {records[0].message()})")

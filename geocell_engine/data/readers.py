@@ -138,7 +138,9 @@ def read_manifest(
         path: the manifest (``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet``).
         image_dir: where image paths are resolved; default: the manifest's folder.
         missing: a row whose image does not exist raises (``"error"``), is dropped and
-            reported (``"drop"``), or is not checked (``"ignore"``, no file-system access).
+            reported (``"drop"``: a ``read`` step report whose ``dropped`` rows give the
+            ``source_row``, the path looked for and the manifest's key), or is not checked
+            (``"ignore"``, no file-system access).
         validate: raise on a bad coordinate (text, NaN, out of range, apparently swapped)
             naming the row; with False the values are kept (NaN for text) for
             :func:`geocell_engine.data.hygiene.clean_coordinates` to drop and report.
@@ -241,8 +243,9 @@ def read_manifest(
 
     table = SampleTable(out, source=source, layout=layout, has_coordinates=has_coordinates)
     if missing == "drop":
-        dropped = StepReport.make_dropped(
-            np.flatnonzero(~exists), [keys[i] for i in np.flatnonzero(~exists)], "missing_image", "not found"
+        gone = np.flatnonzero(~exists)
+        dropped = StepReport.make_dropped(  # the path looked for, and the key as the manifest gives it
+            gone, [paths[i] for i in gone], "missing_image", [f"image {keys[i]!r} not found under {root}" for i in gone]
         )
         report = StepReport("read", len(out), int(exists.sum()), dropped=dropped)
         table = table.subset(exists, report)

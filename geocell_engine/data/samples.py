@@ -35,6 +35,7 @@ __all__ = [
     "write_manifest",
     "sha256_file",
     "format_reports",
+    "source_row_name",
 ]
 
 #: Columns every SampleTable starts with.
@@ -120,6 +121,14 @@ class StepReport:
         )
 
 
+def source_row_name(source: str | os.PathLike, row: int) -> str:
+    """How messages name 0-based data row ``row`` of ``source``: ``"m.csv: row 3 (line 5)"`` for a
+    CSV/TSV (line 1 is the header), ``"m.parquet: row 3"`` otherwise."""
+    source = str(source)
+    csv = source.lower().endswith((".csv", ".csv.gz", ".tsv"))
+    return f"{source}: row {row} (line {row + 2})" if csv else f"{source}: row {row}"
+
+
 def format_reports(reports: Sequence[StepReport]) -> str:
     """Step summaries, one per line."""
     return "\n".join(r.summary() for r in reports)
@@ -185,9 +194,7 @@ class SampleTable:
 
     def row_name(self, i: int) -> str:
         """How messages name data row ``i`` of the source."""
-        r = int(self.frame["source_row"].iloc[i])
-        csv = self.source.lower().endswith((".csv", ".csv.gz", ".tsv"))
-        return f"{self.source}: row {r} (line {r + 2})" if csv else f"{self.source}: row {r}"
+        return source_row_name(self.source, int(self.frame["source_row"].iloc[i]))
 
     def subset(self, keep: Any, report: StepReport | None = None) -> "SampleTable":
         """The rows selected by a boolean mask or integer index, with ``report`` appended."""
