@@ -165,13 +165,20 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dump", default=None, help="write one row per sample (CSV/Parquet) for recomputing any metric")
     p.add_argument("--out-dir", default=None, help="where the report goes (default beside the checkpoint)")
     p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--on-bad-image", choices=["skip", "fail"], default="fail",
+                   help="missing or unreadable images: stop (default), or leave them out, count them in the "
+                        "report and list them in bad_images.csv")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from geocell_engine.engine.run import evaluate_checkpoint
 
-    summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples)
+    from geocell_engine.engine.device import choose_device
+
+    summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples,
+                                  device=choose_device(args.device), on_bad_image=args.on_bad_image)
     print(summary.table)
     print(f"\nreport: {summary.run_dir / 'report.md'}")
     return EXIT_OK
@@ -181,7 +188,8 @@ def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k countries and cells and a lat/lon guess for images")
     p.add_argument("images", type=Path, nargs="+")
     p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("-k", type=int, default=5, help="how many countries / cells to list")
+    p.add_argument("-k", type=int, default=5, help="how many countries / cells to list (>= 1)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_predict)
 
@@ -189,7 +197,9 @@ def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from geocell_engine.engine.predict import format_predictions, predict_images
 
-    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k)
+    from geocell_engine.engine.device import choose_device
+
+    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k, device=choose_device(args.device))
     print(format_predictions(result, as_json=args.json))
     return EXIT_OK
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from geocell_engine.errors import ConfigError
+
 __all__ = ["DistContext", "choose_device", "setup_distributed", "choose_precision", "autocast"]
 
 
@@ -29,7 +31,7 @@ def choose_device(requested: str = "auto") -> str:
         requested: "auto", "cpu", "cuda" or "cuda:N".
 
     Raises:
-        ValueError: "cuda" was requested on a machine without one.
+        ConfigError: "cuda" was requested on a machine without one, or an unknown device name.
 
     Example:
         >>> choose_device("cpu")
@@ -41,10 +43,10 @@ def choose_device(requested: str = "auto") -> str:
         return "cpu"
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {requested!r} was requested but torch sees no CUDA GPU")
+            raise ConfigError(f"device {requested!r} was requested but torch sees no CUDA GPU")
         return requested if ":" in requested else f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     if requested != "auto":
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {requested!r}")
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {requested!r}")
     if torch.cuda.is_available():
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return "cpu"

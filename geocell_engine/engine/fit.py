@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from geocell_engine.data.dataset import BadImageLog, GeoSplit, iterate_batches
+from geocell_engine.data.accounting import ImageAccount
+from geocell_engine.data.dataset import GeoSplit, iterate_batches
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.device import DistContext, autocast, choose_precision
 from geocell_engine.engine.model import build_model
@@ -105,7 +106,7 @@ class EpochProgress:
 
 
 def train_one_epoch(loop: _Loop, task: Task, train: GeoSplit, targets: Mapping[str, Any], order: np.ndarray,
-                    config: TrainConfig, device: str, precision: str, bad_log: BadImageLog,
+                    config: TrainConfig, device: str, precision: str, bad_log: ImageAccount,
                     progress: Optional[Any] = None, done: Optional[EpochProgress] = None,
                     after_step: Optional[Callable[[EpochProgress], None]] = None) -> EpochProgress:
     """One pass over ``order`` (indices into ``train``), from micro-batch ``done.micro`` on.
@@ -220,6 +221,7 @@ def fit(
     ctx: DistContext = DistContext(),
     log: Callable[[str], None] = print,
     hook: Optional[Callable[[str, int, int], None]] = None,
+    account: Optional[ImageAccount] = None,
 ) -> FitResult:
     """Train, validating and checkpointing after every epoch; resumes from ``run_dir/last.pt``.
 
@@ -235,6 +237,7 @@ def fit(
             ``"checkpoint"`` after a mid-epoch ``last.pt``, ``"epoch"`` after an epoch's
             ``last.pt`` (before ``metrics.jsonl``). Tests raise from it to cut a run at a chosen
             point, as a kill would.
+        account: where unreadable training images are recorded (``on_bad_image="skip"``).
 
     Returns:
         :class:`FitResult` with the best model loaded.
@@ -246,8 +249,16 @@ def fit(
     import torch
     from tqdm.auto import tqdm
 
-    from geocell_engine.engine.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-    from geocell_engine.engine.resume import check_resume_config, rng_state, set_rng_state
+    from geocell_engine.engine.checkpoint import (
+        check_compatible,
+        load_checkpoint,
+        save_checkpoint,
+    )
+    from geocell_engine.engine.resume import (
+        check_resume_config,
+        rng_state,
+        set_rng_state,
+    )
     from geocell_engine.errors import DataError
 
     device = ctx.device
@@ -287,7 +298,7 @@ def fit(
         log(f"resuming {run_dir} {where}")
 
     targets = {k: torch.as_tensor(v) for k, v in task.targets(train).items()}
-    bad_log = BadImageLog([])
+    bad_log = account if account is not None else ImageAccount()
     started, images_seen, train_seconds = time.perf_counter(), 0, 0.0
     stopped_early = False
     log(f"training {task.describe()} on {len(train):,} images ({precision}, {device}, "
@@ -329,7 +340,7 @@ def fit(
         bar.close()
         if progress.batches == 0:
             raise DataError(f"epoch {epoch}: none of the {len(order):,} training images could be read "
-                            f"({len(bad_log)} unreadable; first: {bad_log.rows[0] if bad_log.rows else '-'})")
+                            f"({bad_log.summary()})")
         epoch_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_seconds
         images_seen += len(order)
@@ -359,12 +370,11 @@ def fit(
             flags = torch.tensor([since_best], dtype=torch.long)
             dist.broadcast(flags, src=0)
             since_best = int(flags.item())
-    if len(bad_log):
-        log(f"skipped {len(bad_log)} unreadable images; first: {bad_log.rows[0]}")
+    unreadable = bad_log.records("train")
+    if unreadable:
+        log(f"left out {len(unreadable)} unreadable training images; first: {unreadable[0].message()}")
         if ctx.is_main:
-            from geocell.tables import atomic_write
-
-            atomic_write(run_dir / "skipped_images.txt", lambda p: p.write_text("\n".join(bad_log.rows) + "\n"))
+            bad_log.write(run_dir / "bad_images.csv")
     model = None
     if ctx.is_main:
         model = _unwrap(loop.model)

@@ -23,10 +23,12 @@ import numpy as np
 from geocell_engine.data.dataset import (
     GeoSplit,
     load_splits,
+    require_usable,
     robustness_split,
+    screen_split,
 )
 from geocell_engine.engine.config import TrainConfig
-from geocell_engine.errors import RunInterrupted
+from geocell_engine.errors import DataError, RunInterrupted
 
 __all__ = ["run_training", "resolve_run_dir", "evaluate_checkpoint", "RunSummary"]
 
@@ -63,19 +65,20 @@ def _write_config(config: TrainConfig, run_dir: Path) -> None:
     atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
-def _images_of(split: GeoSplit, config: TrainConfig, limit: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, S, S, 3) images of up to ``limit`` samples (for the colour-histogram kNN)."""
+def _images_of(split: GeoSplit, config: TrainConfig, account, limit: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, S, S, 3) images of up to ``limit`` samples (for the colour-histogram kNN); an
+    unreadable one follows ``config.on_bad_image`` and is recorded in ``account``."""
     from geocell_engine.data.dataset import iterate_batches
 
     index = np.arange(min(len(split), limit))
     arrays, kept = [], []
-    for images, idx in iterate_batches(split, index, 256, config.image_size, "skip"):
+    for images, idx in iterate_batches(split, index, 256, config.image_size, config.on_bad_image, account):
         arrays.append(images.permute(0, 2, 3, 1).numpy())
         kept.append(idx)
     return np.concatenate(arrays), np.concatenate(kept)
 
 
-def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells) -> dict[str, Any]:
+def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells, account) -> dict[str, Any]:
     from geocell_engine.evaluation.baselines import (
         constant_baseline,
         knn_colour_baseline,
@@ -84,8 +87,11 @@ def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells) -> d
 
     out = {"constant (geometric median)": constant_baseline(
         train.lat, train.lon, train.country, test.lat, test.lon, test.country, test.admin1, train_admin1=train.admin1)}
-    train_images, train_kept = _images_of(train, config)
-    test_images, test_kept = _images_of(test, config)
+    train_images, train_kept = _images_of(train, config, account)
+    test_images, test_kept = _images_of(test, config, account)
+    if test_kept.size != len(test):
+        raise DataError(f"{len(test) - test_kept.size} test images could not be read after screening; "
+                        "they changed on disk during the run")
     out["kNN colour histograms"] = knn_colour_baseline(
         train_images, train.lat[train_kept], train.lon[train_kept], train.country[train_kept],
         test_images, test.lat[test_kept], test.lon[test_kept], test.country[test_kept],
@@ -126,14 +132,21 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
             _write_config(config, run_dir)
         log(f"run directory: {run_dir}")
         start = time.perf_counter()
-        splits, info = load_splits(config.data, seed=config.seed, split_file=config.split_file)
-        train = splits["train"].subsample(config.max_train_samples, config.seed)
-        val = splits["val"].subsample(config.max_eval_samples, config.seed + 1)
-        test = splits["test"].subsample(config.max_eval_samples, config.seed + 2)
+        splits, info = load_splits(config.data, seed=config.seed, split_file=config.split_file,
+                                   on_bad_image=config.on_bad_image)
+        account = info.images
+        # val and test are screened once, so that the model and every baseline see the same samples
+        train = require_usable(splits["train"].subsample(config.max_train_samples, config.seed), account)
+        val, test = (require_usable(screen_split(splits[name].subsample(config.max_eval_samples, config.seed + k),
+                                                 config.image_size, config.on_bad_image, account), account)
+                     for name, k in (("val", 1), ("test", 2)))
         log(f"data: {info.name} ({info.version}); train {len(train):,}, val {len(val):,}, test {len(test):,} "
             f"(loaded in {time.perf_counter() - start:.1f} s)")
+        if len(account):
+            log(f"images left out: {account.summary()}")
         task = create_task(config, train, run_dir=run_dir, log=log)
-        result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log)
+        result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log,
+                     account=account)
     except BaseException as exc:
         started = (run_dir / "last.pt").is_file()
         if ctx.is_main and not started:
@@ -153,7 +166,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     preds = predict(test)
     preds.dump(run_dir / "predictions.csv")
     results = {"model": evaluate(preds)}
-    for name, baseline in _baselines(config, train, test, _find_cellset(task)).items():
+    for name, baseline in _baselines(config, train, test, _find_cellset(task), account).items():
         results[name] = evaluate(baseline)
     robust = robustness_split(config.data)
     if robust is not None:
@@ -165,14 +178,17 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         "epochs run": result.epochs_run, "stopped early": result.stopped_early,
         "training images/s": round(result.images_per_second, 1), "wall time (s)": round(time.perf_counter() - start, 1),
         "train / val / test": f"{len(train)} / {len(val)} / {len(test)}", "device": device,
+        "images left out": account.summary(),
     }
+    if len(account):
+        account.write(run_dir / "bad_images.csv")
     written = write_report(run_dir, results, result.history, preds, extra_report)
     return RunSummary(run_dir, comparison_table(list(results.values()), names=list(results)), written.payload)
 
 
 #: Files a run writes before its first checkpoint: removed when it fails before one, so that a
 #: re-run never picks them up.
-_UNSTARTED_FILES = ("config.yaml", "cells.parquet", "cells.json", "metrics.jsonl", "skipped_images.txt")
+_UNSTARTED_FILES = ("config.yaml", "cells.parquet", "cells.json", "metrics.jsonl", "bad_images.csv")
 
 
 def _discard_unstarted(run_dir: Path, created: bool) -> None:
@@ -203,10 +219,13 @@ def _cells_summary(task) -> str:
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: str = "test",
                         dump: Optional[str] = None, out_dir: Optional[str] = None,
-                        max_samples: Optional[int] = None, device: Optional[str] = None) -> RunSummary:
+                        max_samples: Optional[int] = None, device: Optional[str] = None,
+                        on_bad_image: str = "fail") -> RunSummary:
     """Evaluate a checkpoint on a data set's split (or a whole manifest); writes a report.
 
     The run's ``cells.parquet`` beside the checkpoint (same hash) gives cell accuracy too.
+    Missing or unreadable images stop the evaluation (``on_bad_image="fail"``) or are left out,
+    counted in the report and listed in ``bad_images.csv`` (``"skip"``).
     """
     from geocell_engine.engine.device import choose_device, choose_precision
     from geocell_engine.engine.model import load_model
@@ -221,10 +240,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: str = "
     device = device or choose_device()
     loaded = load_model(checkpoint, device)
     config, task = loaded.config, loaded.task
-    splits, info = load_splits(data, seed=config.seed)
+    splits, info = load_splits(data, seed=config.seed, on_bad_image=on_bad_image)
     if split not in splits:
         raise DataError(f"unknown split {split!r}; expected train, val or test")
-    target = splits[split].subsample(max_samples, config.seed + 2)
+    account = info.images
+    target = require_usable(screen_split(splits[split].subsample(max_samples, config.seed + 2), config.image_size,
+                                         on_bad_image, account), account)
     preds = predict_split(loaded.model, task, target, image_size=config.image_size,
                           batch_size=max(64, config.batch_size), device=device,
                           precision=choose_precision(config.precision, device))
@@ -236,5 +257,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: str = "
     written = write_report(out, results, None, preds,
                            {"checkpoint": str(checkpoint), "dataset": f"{info.name} ({info.version})", "split": split,
                             "trained on": loaded.checkpoint.get("dataset", {}).get("name"),
-                            "cells": _cells_summary(task), "device": device})
+                            "cells": _cells_summary(task), "device": device,
+                            "images left out": account.summary()})
+    if len(account):
+        account.write(out / "bad_images.csv")
     return RunSummary(out, comparison_table(list(results.values()), names=list(results)), written.payload)

@@ -116,8 +116,13 @@ def test_bad_images_skip_or_fail(tiny, tmp_path, capsys):
     assert train(manifest, tmp_path, "--task", "country", "--epochs", "1") == 2
     err = capsys.readouterr().err
     assert "line 3" in err and "0_1.png" in err and "--on-bad-image skip" in err
-    assert train(manifest, tmp_path, "--task", "country", "--epochs", "1", "--on-bad-image", "skip", "--no-resume") == 0
-    assert "skipped 1 unreadable" in capsys.readouterr().out
+    assert not (tmp_path / "country-manifest").exists()  # a run that failed before its first checkpoint
+    assert train(manifest, tmp_path, "--task", "country", "--epochs", "1", "--on-bad-image", "skip") == 0
+    run = tmp_path / "country-manifest"
+    bad = pd.read_csv(run / "bad_images.csv")
+    assert bad[["split", "problem"]].values.tolist() == [["train", "unreadable"]] and bad.path[0].endswith("0_1.png")
+    report = json.loads((run / "report.json").read_text())
+    assert report["extra"]["images left out"] == "train: 1 unreadable"
 
 
 def test_manifest_without_coordinates(tmp_path, capsys):
