@@ -40,6 +40,9 @@ CellKind = Literal["semantic", "s2"]
 
 #: Format version written into saved files; bump when the on-disk layout changes.
 FORMAT_VERSION = 1
+#: Version of :attr:`CellSet.hash`: 1 covered ids, centroids, counts and parameters; 2 adds the
+#: geometry, the codes and the hierarchy.
+HASH_VERSION = 2
 #: Names :meth:`CellSet.save` writes (GeoParquet, whatever the name says, so the name must say so).
 CELLSET_SUFFIXES: tuple[str, ...] = (".parquet", ".geoparquet")
 
@@ -101,19 +104,45 @@ class CellSet:
     def __repr__(self) -> str:
         return f"CellSet(kind={self.kind!r}, cells={len(self)}, samples={int(self.counts.sum())}, hash={self.hash[:12]})"
 
+    def _hash_v1(self) -> "hashlib._Hash":
+        """The hash of files of hash version 1: ids, centroids, counts and build parameters."""
+        h = hashlib.sha256()
+        h.update(json.dumps({"kind": self.kind, "params": dict(self.params)}, sort_keys=True).encode())
+        h.update("\n".join(self.ids.tolist()).encode())
+        h.update(np.round(self.centroid_lat, 6).astype("<f8").tobytes())
+        h.update(np.round(self.centroid_lon, 6).astype("<f8").tobytes())
+        h.update(self.counts.astype("<i8").tobytes())
+        return h
+
+    @property
+    def hash_v1(self) -> str:
+        """The version-1 hash (without geometry and labels), for files and checkpoints written
+        before :attr:`hash` covered them."""
+        return self._hash_v1().hexdigest()
+
     @property
     def hash(self) -> str:
-        """sha256 over ids, centroids rounded to 1e-6 degrees, counts and build parameters.
-
-        Geometry bytes are left out on purpose: they change with the GEOS version.
-        """
+        """sha256 over everything that changes a prediction: ids, centroids (rounded to 1e-6
+        degrees), counts, build parameters, the per-cell country and admin-1 codes, the
+        admin-1 memberships and counts (the hierarchy), the admin-1 -> country table, the S2
+        parent links and the geometry (``shapely.normalize``-d coordinates rounded to 1e-6
+        degrees, so it does not depend on how GEOS orders rings and parts)."""
         if "hash" not in self._cache:
-            h = hashlib.sha256()
-            h.update(json.dumps({"kind": self.kind, "params": dict(self.params)}, sort_keys=True).encode())
-            h.update("\n".join(self.ids.tolist()).encode())
-            h.update(np.round(self.centroid_lat, 6).astype("<f8").tobytes())
-            h.update(np.round(self.centroid_lon, 6).astype("<f8").tobytes())
-            h.update(self.counts.astype("<i8").tobytes())
+            import shapely
+
+            h = self._hash_v1()
+            h.update(b"v2")
+            for column in (self.country, self.admin1):
+                h.update("\n".join(np.asarray(column).astype(str).tolist()).encode())
+            h.update(json.dumps([list(m) for m in self.member_admin1]).encode())
+            h.update(json.dumps([list(map(int, m)) for m in self.member_counts]).encode())
+            h.update(json.dumps(dict(sorted(self.admin1_country.items()))).encode())
+            if self.parent is not None:
+                h.update(np.asarray(self.parent, dtype="<i8").tobytes())
+            geoms = shapely.normalize(np.asarray(self.geometry, dtype=object))
+            coords, index = shapely.get_coordinates(geoms, return_index=True)
+            h.update(np.round(coords, 6).astype("<f8").tobytes())
+            h.update(np.bincount(index, minlength=len(self)).astype("<i8").tobytes())
             self._cache["hash"] = h.hexdigest()
         return self._cache["hash"]
 
@@ -288,6 +317,7 @@ class CellSet:
             "params": dict(self.params),
             "admin1_country": dict(sorted(self.admin1_country.items())),
             "hash": self.hash,
+            "hash_version": HASH_VERSION,
         }
 
         def write(tmp: Path) -> None:
@@ -336,8 +366,10 @@ class CellSet:
             params=meta["params"],
             parent=None if (parent < 0).all() else parent,
         )
-        if cells.hash != meta["hash"]:
-            raise CellSetError(f"{path}: content hash {cells.hash[:12]} does not match the stored {meta['hash'][:12]}")
+        content = cells.hash if meta.get("hash_version", 1) == HASH_VERSION else cells.hash_v1
+        if content != meta["hash"]:
+            raise CellSetError(f"{path}: content hash {content[:12]} does not match the stored {meta['hash'][:12]} "
+                               "(the file was changed after it was written)")
         return cells
 
 

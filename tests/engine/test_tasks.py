@@ -113,12 +113,14 @@ def test_evaluate_and_predict_use_the_chosen_device(tiny, tmp_path, monkeypatch)
     assert calls == ["auto"] and summary.report["extra"]["device"] == "cpu"
 
 
-def _as_format_1(ckpt: dict) -> dict:
-    """What a checkpoint looked like before the task classes."""
+def _as_format_1(ckpt: dict, cells_file: Path) -> dict:
+    """What a checkpoint looked like before the task classes (with the version-1 cells hash)."""
+    from geocell.cells import CellSet
+
     task = ckpt.pop("task")
-    state = task["state"]
+    cells = dict(task["state"]["cells"], hash=CellSet.load(cells_file).hash_v1)
     return dict(ckpt, format=1, vocab={"country": task["labels"]["countries"]}, anchors=task["labels"]["anchors"],
-                cells=state.get("cells"))
+                cells=cells)
 
 
 def test_format_1_checkpoint_converts_and_unknown_format_is_refused(tiny, tmp_path, capsys):
@@ -127,7 +129,7 @@ def test_format_1_checkpoint_converts_and_unknown_format_is_refused(tiny, tmp_pa
     run = tmp_path / "region-manifest"
     ckpt = torch.load(run / "best.pt", weights_only=True)
     old = run / "old.pt"
-    torch.save(_as_format_1(ckpt), old)
+    torch.save(_as_format_1(ckpt, run / "cells.parquet"), old)
     capsys.readouterr()
     assert cli.main(["predict", str(tiny.parent / "img" / "0_0.png"), "--checkpoint", str(old), "--json"]) == 0
     converted = json.loads(capsys.readouterr().out)["images"][0]

@@ -182,8 +182,9 @@ class RegionTask(Task):
             from geocell_engine.errors import CheckpointError
 
             cellset = CellSet.load(saved)
-            if cellset.hash != cells.hash:
-                raise CheckpointError(f"{saved} has cells {cellset.hash[:12]}, but the checkpoint beside it was "
+            theirs = cellset.hash_v1 if state["cells"].get("hash_version", 2) == 1 else cellset.hash
+            if theirs != cells.hash:
+                raise CheckpointError(f"{saved} has cells {theirs[:12]}, but the checkpoint beside it was "
                                       f"trained on cells {cells.hash[:12]}; move the checkpoint to its own run "
                                       "folder or put that run's cells.parquet beside it")
         return cls(config, labels, cells, cellset)
@@ -193,7 +194,8 @@ class RegionTask(Task):
 
     @classmethod
     def state_from_format_1(cls, config, ckpt) -> dict[str, Any]:
-        return {"cells": ckpt["cells"]}
+        """Format-1 checkpoints carry the version-1 cells hash (:attr:`geocell.CellSet.hash_v1`)."""
+        return {"cells": dict(ckpt["cells"], hash_version=1)}
 
     @property
     def cells_hash(self) -> Optional[str]:
