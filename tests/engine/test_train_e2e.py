@@ -213,11 +213,36 @@ def test_killed_run_resumes_consistently(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tiny, tmp_path):
+    """``geocell train`` under torchrun (2 CPU processes, gloo): each rank trains on its own half
+    of the training split, and after every optimizer step both hold the same weights.
+
+    ``tests/engine/ddp_probe.py`` runs the unchanged CLI with observers around the task's loss
+    (which training samples reach it), ``build_model`` and ``fit``'s hook (a sha256 of the
+    parameters after each step), and writes one JSON file per rank."""
+    probe = Path(__file__).with_name("ddp_probe.py")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           str(ROOT / "cli.py"), "train", "--data", str(tiny), "--out-dir", str(tmp_path), "--task", "region",
-           *[a if a != "2" else "1" for a in TINY]]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
+           str(probe), str(tmp_path), "train", "--data", str(tiny), "--out-dir", str(tmp_path), "--task", "region",
+           *[a if a != "2" else "1" for a in TINY]]  # one epoch
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 processes" in out.stdout
-    assert (tmp_path / "region-manifest" / "report.json").is_file()
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [(r["rank"], r["world_size"], r["exit_code"]) for r in ranks] == [(0, 2, 0), (1, 2, 0)]
+    # disjoint halves that together cover the 60 training samples, each sample once
+    seen = [r["samples"] for r in ranks]
+    assert [len(s) for s in seen] == [30, 30] and all(len(set(s)) == 30 for s in seen)
+    assert set(seen[0]).isdisjoint(seen[1]) and set(seen[0]) | set(seen[1]) == set(range(60))
+    assert ranks[0]["losses"] != ranks[1]["losses"]  # so the ranks' gradients differed
+    # same start (DDP broadcasts rank 0's weights), then equal weights after every step: the
+    # gradients were averaged; and the steps did change the weights
+    steps = [[(f["epoch"], f["step"]) for f in r["step_fingerprints"]] for r in ranks]
+    assert steps[0] == steps[1] == [(1, 1), (1, 2)]  # ceil(30 / 16) steps per rank
+    assert ranks[0]["initial_fingerprint"] == ranks[1]["initial_fingerprint"]
+    after = [[f["sha256"] for f in r["step_fingerprints"]] for r in ranks]
+    assert after[0] == after[1]
+    assert len({ranks[0]["initial_fingerprint"], *after[0]}) == 3
+    # rank 0 alone wrote the run: one report over the 12 test images
+    report = json.loads((tmp_path / "region-manifest" / "report.json").read_text())
+    assert report["results"]["model"]["n"] == 12
+    history = [json.loads(line) for line in (tmp_path / "region-manifest" / "metrics.jsonl").read_text().splitlines()]
+    assert [(row["epoch"], row["step"]) for row in history] == [(1, 2)]
