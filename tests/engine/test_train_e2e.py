@@ -224,7 +224,7 @@ def test_torchrun_two_processes_gloo(tiny, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
            str(probe), str(tmp_path), "train", "--data", str(tiny), "--out-dir", str(tmp_path), "--task", "region",
            *[a if a != "2" else "1" for a in TINY]]  # one epoch
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [(r["rank"], r["world_size"], r["exit_code"]) for r in ranks] == [(0, 2, 0), (1, 2, 0)]
