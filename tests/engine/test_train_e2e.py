@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -32,6 +33,33 @@ def train(manifest: Path, out: Path, *extra: str) -> int:
     return cli.main(["train", "--data", str(manifest), "--out-dir", str(out), *TINY, *extra])
 
 
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A predictions dump with labels as text ("" where there is none; Namibia's NA stays NA)."""
+    return pd.read_csv(path, keep_default_na=False, na_values={"pred_lat": [""], "pred_lon": [""]})
+
+
+def assert_report_matches_rows(result: dict, frame: pd.DataFrame) -> None:
+    """The numbers of a report's ``results[...]`` entry are those of its predictions rows: the
+    distances recomputed with ``geocell.haversine`` give its median / mean / accuracies, and the
+    country labels its top-1 accuracy. Predictions are finite degrees in range."""
+    from geocell import haversine
+
+    assert result["n"] == len(frame) == result["distance"]["n"]
+    for column, bound in (("pred_lat", 90), ("pred_lon", 180)):
+        values = frame[column].to_numpy(dtype=np.float64)
+        assert np.isfinite(values).all() and (np.abs(values) <= bound).all(), (column, values)
+    d = haversine(frame.true_lat.to_numpy(), frame.true_lon.to_numpy(), frame.pred_lat.to_numpy(),
+                  frame.pred_lon.to_numpy())
+    np.testing.assert_allclose(frame.error_km, d, rtol=1e-9, atol=1e-6)
+    distance = result["distance"]
+    assert distance["median_km"] == pytest.approx(float(np.median(d)), rel=1e-9)
+    assert distance["mean_km"] == pytest.approx(float(np.mean(d)), rel=1e-9)
+    assert distance["accuracy_at_km"] == {k: pytest.approx(float(np.mean(d <= float(k))))
+                                          for k in distance["accuracy_at_km"]}
+    hits = (frame.pred_country == frame.true_country).to_numpy()
+    assert result["country"]["top_k_accuracy"]["1"] == pytest.approx(float(np.mean(hits)))
+
+
 @pytest.mark.parametrize("task", ["region", "country", "latlon", "distance", "multi"])
 def test_every_task_trains_evaluates_and_predicts(tiny, tmp_path, task, capsys):
     extra = ["--multi-tasks", "region,country,latlon,distance"] if task == "multi" else []
@@ -41,24 +69,37 @@ def test_every_task_trains_evaluates_and_predicts(tiny, tmp_path, task, capsys):
         assert (run / name).is_file(), name
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2]
+    assert all(np.isfinite(row["train_loss"]) and np.isfinite(row["val_median_km"]) for row in history)
+    # seeded and single-threaded, so this is deterministic: the second epoch's loss is lower
+    assert history[1]["train_loss"] < history[0]["train_loss"], history
+    # the report of the test split is what its predictions.csv rows give
     report = json.loads((run / "report.json").read_text())
-    assert "model" in json.dumps(report)
-    out = capsys.readouterr().out
-    assert "median" in out.lower()
+    test_rows = read_predictions(run / "predictions.csv")
+    assert len(test_rows) == 12 and set(test_rows.true_country) == {"AUS", "FRA", "USA"}
+    assert_report_matches_rows(report["results"]["model"], test_rows)
     # the checkpoint loads with weights_only=True and carries the labels
     ckpt = torch.load(run / "best.pt", weights_only=True)
     assert ckpt["task"]["labels"]["countries"] == ["AUS", "FRA", "USA"] and ckpt["task"]["name"] == task
     assert ckpt["dataset"]["name"] == "manifest.csv"
-    # evaluate with a dump, and predict
+    # evaluating best.pt on the validation split gives the validation numbers of its epoch
     dump = tmp_path / "preds.csv"
-    assert cli.main(["evaluate", str(run / "best.pt"), "--data", str(tiny), "--dump", str(dump)]) == 0
-    frame = pd.read_csv(dump)
-    assert len(frame) == 12 and {"true_lat", "pred_lat", "error_km", "pred_country"} <= set(frame.columns)
-    image = tiny.parent / "img" / "0_0.png"
+    assert cli.main(["evaluate", str(run / "best.pt"), "--data", str(tiny), "--split", "val", "--dump", str(dump)]) == 0
+    val_rows = read_predictions(dump)
+    assert len(val_rows) == 12 and {"true_lat", "pred_lat", "error_km", "pred_country"} <= set(val_rows.columns)
+    assert set(val_rows.id).isdisjoint(test_rows.id)
+    best_row = next(row for row in history if row["epoch"] == ckpt["epoch"])
+    assert best_row["val_median_km"] == pytest.approx(float(np.median(val_rows.error_km)), rel=1e-6)
+    assert best_row["val_country_acc"] == pytest.approx(float(np.mean(val_rows.pred_country == val_rows.true_country)))
+    eval_report = json.loads((run / "eval-manifest-val" / "report.json").read_text())
+    assert_report_matches_rows(eval_report["results"]["model"], val_rows)
+    # predict on one test image gives the location of its predictions.csv row
+    row = test_rows.iloc[0]
     capsys.readouterr()
-    assert cli.main(["predict", str(image), "--checkpoint", str(run / "best.pt"), "--json"]) == 0
+    assert cli.main(["predict", row.id, "--checkpoint", str(run / "best.pt"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["task"] == task and len(result["images"]) == 1
+    item = result["images"][0]
+    assert item["lat"] == pytest.approx(row.pred_lat, abs=1e-3) and item["lon"] == pytest.approx(row.pred_lon, abs=1e-3)
 
 
 def test_predict_json_output(tiny, tmp_path, capsys):
@@ -177,11 +218,36 @@ def test_killed_run_resumes_consistently(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tiny, tmp_path):
+    """``geocell train`` under torchrun (2 CPU processes, gloo): each rank trains on its own half
+    of the training split, and after every optimizer step both hold the same weights.
+
+    ``tests/engine/ddp_probe.py`` runs the unchanged CLI with observers around the task's loss
+    (which training samples reach it), ``build_model`` and ``fit``'s hook (a sha256 of the
+    parameters after each step), and writes one JSON file per rank."""
+    probe = Path(__file__).with_name("ddp_probe.py")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           str(ROOT / "cli.py"), "train", "--data", str(tiny), "--out-dir", str(tmp_path), "--task", "region",
-           *[a if a != "2" else "1" for a in TINY]]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
+           str(probe), str(tmp_path), "train", "--data", str(tiny), "--out-dir", str(tmp_path), "--task", "region",
+           *[a if a != "2" else "1" for a in TINY]]  # one epoch
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 processes" in out.stdout
-    assert (tmp_path / "region-manifest" / "report.json").is_file()
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [(r["rank"], r["world_size"], r["exit_code"]) for r in ranks] == [(0, 2, 0), (1, 2, 0)]
+    # disjoint halves that together cover the 60 training samples, each sample once
+    seen = [r["samples"] for r in ranks]
+    assert [len(s) for s in seen] == [30, 30] and all(len(set(s)) == 30 for s in seen)
+    assert set(seen[0]).isdisjoint(seen[1]) and set(seen[0]) | set(seen[1]) == set(range(60))
+    assert ranks[0]["losses"] != ranks[1]["losses"]  # so the ranks' gradients differed
+    # same start (DDP broadcasts rank 0's weights), then equal weights after every step: the
+    # gradients were averaged; and the steps did change the weights
+    steps = [[(f["epoch"], f["step"]) for f in r["step_fingerprints"]] for r in ranks]
+    assert steps[0] == steps[1] == [(1, 1), (1, 2)]  # ceil(30 / 16) steps per rank
+    assert ranks[0]["initial_fingerprint"] == ranks[1]["initial_fingerprint"]
+    after = [[f["sha256"] for f in r["step_fingerprints"]] for r in ranks]
+    assert after[0] == after[1]
+    assert len({ranks[0]["initial_fingerprint"], *after[0]}) == 3
+    # rank 0 alone wrote the run: one report over the 12 test images
+    report = json.loads((tmp_path / "region-manifest" / "report.json").read_text())
+    assert report["results"]["model"]["n"] == 12
+    history = [json.loads(line) for line in (tmp_path / "region-manifest" / "metrics.jsonl").read_text().splitlines()]
+    assert [(row["epoch"], row["step"]) for row in history] == [(1, 2)]
