@@ -163,6 +163,8 @@ def train_one_epoch(loop: _Loop, task: Task, train: GeoSplit, targets: Mapping[s
             progress.set_postfix(loss=f"{state.loss_sum / state.batches:.3f}")
     if pending:  # the last, partial accumulation of the epoch
         step()
+        if after_step is not None:
+            after_step(state)
     return state
 
 

@@ -144,7 +144,9 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
             f"(loaded in {time.perf_counter() - start:.1f} s)")
         if len(account):
             log(f"images left out: {account.summary()}")
-        task = create_task(config, train, run_dir=run_dir, log=log)
+        # only the main rank writes the cells into the run folder; the others build the same ones
+        task = create_task(config, train, run_dir=run_dir if ctx.is_main else None,
+                           log=log if ctx.is_main else (lambda _: None))
         result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log,
                      account=account)
     except BaseException as exc:
