@@ -92,6 +92,7 @@ class BrowserPlayer:
         if self.screenshots is None:
             return None
         self.screenshots.mkdir(parents=True, exist_ok=True)
+        self.driver.execute_script("window.scrollTo(0, 0);")  # the top of the page, as a player first sees it
         path = self.screenshots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         self.shots.append(path)

@@ -379,7 +379,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(400, f"body must be a JSON object, got {type(body).__name__}")
         return body
 
+    def _check_host(self) -> None:
+        """On a loopback address, only requests addressed to a loopback name are answered: a web
+        page elsewhere cannot reach the game through a DNS name that points here (DNS rebinding)."""
+        if not getattr(self.server, "loopback", False):
+            return
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+        if name not in ("127.0.0.1", "localhost", "::1"):
+            raise RequestError(400, f"Host {host[:60]!r} is not this server; open it as http://127.0.0.1:PORT/")
+
     def _route(self) -> Response:
+        self._check_host()
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         allowed = []
         for method, pattern, name in _ROUTES:
@@ -443,6 +454,7 @@ class GameServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     app: GameApp
+    loopback: bool = False  # bound to a loopback address: requests must name a loopback host
 
     @property
     def url(self) -> str:
@@ -474,4 +486,16 @@ def make_server(data: str | GameData, *, db: str | Path, rounds: int = 5, checkp
     except OSError as exc:
         raise GameError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port") from exc
     server.app = app
+    server.loopback = _is_loopback(host)
     return server
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -45,7 +45,7 @@ class Client:
             data = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
         try:
-            conn.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
+            conn.putrequest(method, path, skip_host="Host" in hdrs, skip_accept_encoding=True)
             if data is not None and "Content-Length" not in hdrs:
                 hdrs["Content-Length"] = str(len(data))
             for k, v in hdrs.items():

@@ -132,6 +132,8 @@ def _bad_requests(game: str):
         ("POST", "/api/info", b"{}", ok, 405, "use GET"),
         ("BREW", "/", None, {}, 405, "BREW is not allowed"),
         ("PATCH", "/nothing", None, {}, 404, "no such page"),
+        ("GET", "/api/info", None, {"Host": "evil.example:80"}, 400, "is not this server"),
+        ("GET", "/", None, {"Host": "attacker.test"}, 400, "is not this server"),
     ]
 
 
@@ -141,6 +143,8 @@ def test_bad_requests_get_a_4xx_with_a_message(start_server, tiny_game_data, cap
     assert client.get(f"/api/games/{game}/rounds/1").status == 200
     for method, path, raw, headers, status, words in _bad_requests(game):
         r = client.request(method, path, raw=raw, headers=headers)
+        if "Host" in headers:
+            assert b"<html" not in r.body
         assert r.status == status, (method, path, raw, r.status, r.body)
         assert r.headers["content-type"].startswith("application/json"), (method, path)
         message = r.json()["error"]
@@ -289,3 +293,11 @@ def test_setup_errors(tiny_game_data, tmp_path):
             make_server(tiny_game_data, db=tmp_path / "g.sqlite", rounds=1, port=server.server_address[1])
     finally:
         server.server_close()
+
+
+def test_loopback_host_names_are_answered(start_server, tiny_game_data):
+    server, client = start_server(tiny_game_data, rounds=1)
+    port = server.server_address[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "localhost"):
+        assert client.get("/api/info", headers={"Host": host}).status == 200, host
+    assert client.get("/api/info", headers={"Host": f"127.0.0.1.evil.test:{port}"}).status == 400
