@@ -98,6 +98,7 @@
   }
   function onWheel(e) {
     e.preventDefault();
+    if (!e.deltaY) return;
     const p = svgPoint(e), v = state.view;
     const f = e.deltaY < 0 ? 1 / 1.4 : 1.4;
     const w = Math.max(120, Math.min(W, v.w * f));
