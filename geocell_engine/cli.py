@@ -366,6 +366,79 @@ def _cmd_data_resize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_play_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "play",
+        help="the human baseline game: guess where test images were taken, in the browser, against the model",
+        description=(
+            "Start a local web server with a GeoGuessr-style game on the test split and print its address. "
+            "Each round shows a test image; click the world map (5000 exp(-km / 1492.7) points) and/or "
+            "pick up to five countries in order; the page then shows the true place and the model's guess "
+            "(with --checkpoint; without it, no torch is imported). Everything the page needs is served by "
+            "the app (it works offline). Guesses go to a SQLite file (--db). With --report, print and write "
+            "the human vs model table of the stored games instead of serving."
+        ),
+    )
+    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1' (64 px satellite patches) or a manifest file")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a best.pt / last.pt whose guesses the page shows")
+    p.add_argument("--rounds", type=int, default=5, help="rounds per game (default %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default %(default)s: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--db", type=Path, default=None,
+                   help="SQLite file of games and guesses (default $GEOCELL_CACHE/game/games.sqlite)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="give every game the same images in the same order (default: new images each game)")
+    p.add_argument("--report", action="store_true", help="print and write the human vs model table, then exit")
+    p.add_argument("--out", type=Path, default=None,
+                   help="--report: the Markdown file to write, a .json beside it (default: game_report.md beside --db)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.set_defaults(func=_cmd_play)
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    from geocell_engine.app.errors import GameError
+    from geocell_engine.app.store import GameStore, default_db_path
+
+    db = args.db if args.db is not None else default_db_path()
+    if args.report:
+        from geocell_engine.app.report import game_report, write_report
+
+        if not Path(db).is_file():
+            raise GameError(f"--db {db}: no such game database; play a game first (cli.py play)")
+        report = game_report(GameStore(db))
+        out = args.out if args.out is not None else Path(db).with_name("game_report.md")
+        md, js = write_report(report, out)
+        print(report.to_markdown(), end="")
+        print(f"\nwrote {md} and {js}")
+        return EXIT_OK
+    if not 0 <= args.port <= 65535:
+        raise GameError(f"--port {args.port}; expected 0 to 65535")
+    from geocell_engine.app.server import make_server
+
+    checkpoint = None if args.checkpoint is None else str(args.checkpoint)
+    server = make_server(args.data, db=db, rounds=args.rounds, checkpoint=checkpoint, host=args.host,
+                         port=args.port, seed=args.seed, quiet=not args.verbose)
+    app = server.app
+    model = f"model {args.checkpoint}" if checkpoint else "no model (pure human game)"
+    if app.guesser is not None and app.guesser.trained_on and app.guesser.trained_on != app.data.name:
+        print(f"note: the model was trained on {app.guesser.trained_on}, the game plays {app.data.name}",
+              file=sys.stderr)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: --host {args.host} lets other machines play; the server is meant for a trusted network",
+              file=sys.stderr)
+    print(f"geocell game: {server.url}  ({app.data.name}, {len(app.data)} test images, {args.rounds} rounds, {model})")
+    print(f"guesses go to {db}; Ctrl-C stops the server", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        n = len(app.store.guesses())
+        raise KeyboardInterrupt(f"game server stopped; {n} guesses stored in {db}") from None
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=(
@@ -381,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_parser(subparsers)
     _add_cells_parser(subparsers)
     _add_data_parser(subparsers)
+    _add_play_parser(subparsers)
     return parser
 
 
