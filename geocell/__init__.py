@@ -56,6 +56,8 @@ _LAZY = {
     "load_admin0": "boundaries", "load_admin1": "boundaries", "country_codes": "boundaries",
     "iso2_to_adm0": "boundaries", "adm0_to_iso2": "boundaries", "same_country": "boundaries",
     "boundaries_info": "boundaries", "BoundariesInfo": "boundaries",
+    # continents
+    "continent_of": "continents", "continent_table": "continents", "CONTINENT_NAMES": "continents",
     # cells
     "CellSet": "cells", "build_semantic": "semantic", "build_s2": "s2cells", "s2_cell_polygons": "s2cells",
     # s2

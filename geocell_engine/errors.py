@@ -23,6 +23,9 @@ __all__ = [
     "UnknownCountryNameError",
     "SplitError",
     "DatasetCacheError",
+    "IntervalError",
+    "LeakageError",
+    "ConformalError",
 ]
 
 
@@ -72,6 +75,18 @@ class BaselineError(GeocellError, ValueError):
 
 class PlotError(GeocellError, ValueError):
     """A plot cannot be drawn from the inputs given (empty history, mismatched arrays, ...)."""
+
+
+class IntervalError(GeocellError, ValueError):
+    """Intervals, paired comparisons or breakdowns that cannot be computed from the inputs given."""
+
+
+class LeakageError(GeocellError, ValueError):
+    """A train/test leakage check cannot run (unreadable images, bad threshold, no coordinates)."""
+
+
+class ConformalError(GeocellError, ValueError):
+    """Prediction regions cannot be calibrated or built (bad probabilities, level, cells)."""
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -141,6 +141,10 @@ class BlueMarblePoints:
         adm0_a3, adm1_code: ``(N,)`` str labels.
         split: ``(N,)`` ``"train"``, ``"val"`` or ``"test"``.
         stats: counts for the record (draws, sea rejections, regions, drops, countries, ...).
+        region: ``(N,)`` int64 held-out region of each point as :func:`spatial_split` made it
+            (its seed order; -1 for training points), or None when read back from the manifests
+            (which do not store it: :func:`geocell_engine.data.regions.bluemarble_regions`
+            recovers the same regions from the coordinates).
     """
 
     ids: np.ndarray
@@ -151,6 +155,7 @@ class BlueMarblePoints:
     adm1_code: np.ndarray
     split: np.ndarray
     stats: Mapping[str, Any]
+    region: Optional[np.ndarray] = None
 
 
 def _cities(min_population: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -249,6 +254,7 @@ def bluemarble_points(spec: BlueMarbleSpec = BLUEMARBLE_V1) -> BlueMarblePoints:
         adm1_code=admin1[ids],
         split=split,
         stats=stats,
+        region=np.where(split == "train", -1, result.region[ids]).astype(np.int64),
     )
 
 

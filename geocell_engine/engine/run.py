@@ -2,7 +2,7 @@
 
 :func:`run_training` loads the data set, builds the cells from the training points, fits,
 evaluates the best checkpoint on the test split beside three baselines (a constant guess at the
-training points' geometric median, kNN on colour histograms, and the nearest-cell bound), checks
+training points' geometric median, kNN on colour histograms, and the true-cell centroid), checks
 robustness on the same test points rendered from another map (bluemarble), and writes the run
 directory: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``cells.parquet``,
 ``predictions.csv``, ``report.json``, ``report.md`` and the plots.
@@ -82,7 +82,7 @@ def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells, acco
     from geocell_engine.evaluation.baselines import (
         constant_baseline,
         knn_colour_baseline,
-        nearest_cell_bound,
+        true_cell_centroid,
     )
 
     out = {"constant (geometric median)": constant_baseline(
@@ -97,7 +97,7 @@ def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells, acco
         test_images, test.lat[test_kept], test.lon[test_kept], test.country[test_kept],
         train_admin1=train.admin1[train_kept], test_admin1=test.admin1[test_kept])
     if cells is not None:
-        out["nearest-cell bound"] = nearest_cell_bound(cells, test.lat, test.lon, test.country, test.admin1)
+        out["true-cell centroid"] = true_cell_centroid(cells, test.lat, test.lon, test.country, test.admin1)
     return out
 
 

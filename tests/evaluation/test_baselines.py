@@ -1,4 +1,4 @@
-"""Baselines: spherical geometric median, constant guess, colour-histogram kNN, nearest-cell bound.
+"""Baselines: spherical geometric median, constant guess, colour-histogram kNN, true-cell centroid.
 
 Fixtures are small seeded synthetic point sets and images; the tiny CellSet is built with
 explicit admin-1 labels, so no boundary file is read.
@@ -19,6 +19,7 @@ from geocell_engine.evaluation.baselines import (
     knn_colour_baseline,
     nearest_cell_bound,
     spherical_geometric_median,
+    true_cell_centroid,
 )
 from geocell_engine.evaluation.predictions import Predictions
 
@@ -216,8 +217,8 @@ def test_knn_bad_k_and_sizes():
         knn_colour_baseline(images, lat, lon, country, images[:8], lat, lon, country, k=2)
 
 
-# ------------------------------------------------------------------------------ nearest-cell bound
-def test_nearest_cell_bound():
+# ------------------------------------------------------------------------------ true-cell centroid
+def test_true_cell_centroid():
     rng = np.random.default_rng(0)
     lat = np.r_[rng.normal(48, 1, 150), rng.normal(40, 1, 150)]
     lon = np.r_[rng.normal(2, 1, 150), rng.normal(-100, 1, 150)]
@@ -226,7 +227,10 @@ def test_nearest_cell_bound():
                      admin1_country={"FRA-1": "FRA", "USA-1": "USA"})[0]
     test_lat, test_lon = lat[::10] + 0.01, lon[::10] - 0.01
     test_country = np.where(test_lon > -50, "FRA", "USA")
-    p = nearest_cell_bound(cells, test_lat, test_lon, test_country, test_admin1=admin1[::10])
+    p = true_cell_centroid(cells, test_lat, test_lon, test_country, test_admin1=admin1[::10])
+    assert p.name == "true-cell centroid"
+    old = nearest_cell_bound(cells, test_lat, test_lon, test_country, test_admin1=admin1[::10])  # the old name
+    np.testing.assert_array_equal(old.pred_lat, p.pred_lat)
     cell = cells.assign(test_lat, test_lon)
     np.testing.assert_array_equal(p.true_cell, cell)
     np.testing.assert_array_equal(p.pred_cell, cell)
