@@ -28,7 +28,9 @@ from .errors import (
     InvalidCoordinateError,
     MissingColumnsError,
     OutputFileError,
+    ProfileError,
     S2Error,
+    SwappedCoordinatesWarning,
     TableError,
     UnknownCountryCodeError,
 )
@@ -66,6 +68,10 @@ _LAZY = {
     # metrics
     "distance_metrics": "metrics", "classification_metrics": "metrics", "per_group_table": "metrics",
     "DistanceMetrics": "metrics", "ClassificationMetrics": "metrics",
+    # metric profiles, reverse geocoding, plausibility of coordinate columns
+    "MetricProfile": "profiles", "PROFILES": "profiles", "get_profile": "profiles", "score_profile": "profiles",
+    "ProfileScore": "profiles", "LevelAccuracy": "profiles",
+    "reverse_geocode": "revgeo", "swapped_columns_check": "plausibility",
     # validation, tables, labelling, plots
     "check_latlon": "validate", "check_coordinates": "validate",
     "read_points": "tables", "read_table": "tables", "write_table": "tables", "PointTable": "tables",
@@ -81,6 +87,7 @@ __all__ = [
     "GeocellError", "InvalidCoordinateError", "TableError", "InputFileError", "OutputFileError", "AssignError",
     "CellSetError",
     "S2Error", "UnknownCountryCodeError", "BoundaryFileError", "BoundaryFileNotFoundError", "MissingColumnsError",
+    "ProfileError", "SwappedCoordinatesWarning",
     # geodesy
     "accuracy_at", "destination", "geodesic", "geoguessr_score", "haversine", "haversine_matrix",
     "latlon_to_xyz", "spherical_mean", "xyz_to_latlon",

@@ -19,9 +19,14 @@ Hierarchy::
     ├── CellSetError               (ValueError)
     ├── S2Error                    (ValueError)
     ├── UnknownCountryCodeError    (ValueError)
+    ├── ProfileError               (ValueError)
     └── BoundaryFileError          (ValueError)
         ├── BoundaryFileNotFoundError  (FileNotFoundError)
         └── MissingColumnsError
+
+Warnings (not errors: the data can be used, but looks wrong)::
+
+    SwappedCoordinatesWarning      (UserWarning)
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ __all__ = [
     "BoundaryFileError",
     "BoundaryFileNotFoundError",
     "MissingColumnsError",
+    "ProfileError",
+    "SwappedCoordinatesWarning",
 ]
 
 
@@ -110,3 +117,13 @@ class MissingColumnsError(BoundaryFileError):
             f"{path}: missing column(s) {', '.join(missing)}{expected} (found: {', '.join(present[:20])}"
             f"{', ...' if len(present) > 20 else ''})"
         )
+
+
+class ProfileError(GeocellError, ValueError):
+    """An unknown metric profile name, or inputs a profile cannot score (e.g. a level it lacks)."""
+
+
+class SwappedCoordinatesWarning(UserWarning):
+    """Every coordinate is in range, but the latitude and longitude columns look swapped: read
+    the other way round, many more points fall on land (see
+    :func:`geocell.plausibility.swapped_columns_check`)."""

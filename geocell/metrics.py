@@ -12,15 +12,19 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
 from .constants import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, GEOSCORE_SCALE_KM
-from .geodesy import accuracy_at, geoguessr_score, haversine
+from .geodesy import accuracy_at, geodesic, geoguessr_score, haversine
 from .validate import check_coordinates
 
-__all__ = ["DistanceMetrics", "ClassificationMetrics", "distance_metrics", "classification_metrics", "per_group_table"]
+__all__ = ["DistanceMetrics", "ClassificationMetrics", "distance_metrics", "error_km", "summarise_errors",
+           "classification_metrics", "per_group_table", "DistanceMethod"]
+
+#: How a distance is measured: on a sphere (haversine, with a radius) or on the WGS84 ellipsoid.
+DistanceMethod = Literal["haversine", "geodesic"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ def distance_metrics(
     radius_km: float = EARTH_RADIUS_KM,
     geoscore_scale_km: float = GEOSCORE_SCALE_KM,
     inclusive: bool = True,
+    distance: DistanceMethod = "haversine",
+    ellps: str = "WGS84",
+    round_geoscore: bool = False,
 ) -> DistanceMetrics:
     """Median / mean km error, accuracy at each threshold and mean GeoScore.
 
@@ -57,21 +64,76 @@ def distance_metrics(
             [-90, 90], longitudes any finite value.
         thresholds: km; ``inclusive`` counts ``d <= t`` (else ``d < t``).
         radius_km, geoscore_scale_km: to reproduce projects with other constants.
+        distance: ``"haversine"`` (a sphere of ``radius_km``) or ``"geodesic"`` (the ``ellps``
+            ellipsoid through pyproj; ``radius_km`` is then unused).
+        round_geoscore: round each guess's score to an integer before averaging (PIGEON).
 
     Raises:
         InvalidCoordinateError: a non-numeric, NaN or out-of-range coordinate, naming the argument
             and index (e.g. "index 3: pred_lat nan").
+
+    Example:
+        >>> m = distance_metrics([0.0], [0.0], [0.0], [1.0], distance="geodesic", thresholds=(111.0,))
+        >>> round(m.median_km, 3), m.accuracy_at_km[111.0]
+        (111.319, 0.0)
+    """
+    d = error_km(true_lat, true_lon, pred_lat, pred_lon, radius_km=radius_km, distance=distance, ellps=ellps)
+    return summarise_errors(d, thresholds=thresholds, geoscore_scale_km=geoscore_scale_km, inclusive=inclusive,
+                            round_geoscore=round_geoscore)
+
+
+def error_km(
+    true_lat: Any,
+    true_lon: Any,
+    pred_lat: Any,
+    pred_lon: Any,
+    *,
+    radius_km: float = EARTH_RADIUS_KM,
+    distance: DistanceMethod = "haversine",
+    ellps: str = "WGS84",
+) -> np.ndarray:
+    """``(N,)`` float64 km between each guess and its truth, validated (see :func:`distance_metrics`).
+
+    Example:
+        >>> error_km([0.0], [0.0], [0.0], [90.0], radius_km=6371.0).round(1).tolist()
+        [10007.5]
     """
     true_lat, true_lon = check_coordinates(true_lat, true_lon, lon_range=None, names=("true_lat", "true_lon"))
     pred_lat, pred_lon = check_coordinates(pred_lat, pred_lon, lon_range=None, names=("pred_lat", "pred_lon"))
-    d = np.asarray(haversine(true_lat, true_lon, pred_lat, pred_lon, radius_km=radius_km), dtype=np.float64)
-    d = d.reshape(-1)
+    if distance == "haversine":
+        d = haversine(true_lat, true_lon, pred_lat, pred_lon, radius_km=radius_km)
+    elif distance == "geodesic":
+        d = geodesic(true_lat, true_lon, pred_lat, pred_lon, ellps=ellps)
+    else:
+        raise ValueError(f"distance {distance!r}; expected 'haversine' or 'geodesic'")
+    return np.asarray(d, dtype=np.float64).reshape(-1)
+
+
+def summarise_errors(
+    distance_km: Any,
+    *,
+    thresholds: Iterable[float] = ACCURACY_THRESHOLDS_KM,
+    geoscore_scale_km: float = GEOSCORE_SCALE_KM,
+    inclusive: bool = True,
+    round_geoscore: bool = False,
+) -> DistanceMetrics:
+    """:class:`DistanceMetrics` of ``(N,)`` km errors (finite, >= 0); options as :func:`distance_metrics`.
+
+    Example:
+        >>> m = summarise_errors([0.0, 1492.7], thresholds=(1.0,), inclusive=False, round_geoscore=True)
+        >>> m.mean_geoscore, m.accuracy_at_km[1.0]
+        (3419.5, 0.5)
+    """
+    d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
+    scores = np.asarray(geoguessr_score(d, scale_km=geoscore_scale_km), dtype=np.float64)
+    if round_geoscore:
+        scores = np.round(scores)  # numpy rounds half to even, as PIGEON's np.round does
     return DistanceMetrics(
         n=int(d.size),
         median_km=float(np.median(d)),
         mean_km=float(np.mean(d)),
         accuracy_at_km=dict(accuracy_at(d, thresholds=thresholds, inclusive=inclusive)),
-        mean_geoscore=float(np.mean(geoguessr_score(d, scale_km=geoscore_scale_km))),
+        mean_geoscore=float(np.mean(scores)),
     )
 
 

@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from geocell.constants import ACCURACY_THRESHOLDS_KM
-from geocell.geodesy import haversine
 from geocell.metrics import (
     ClassificationMetrics,
     DistanceMetrics,
     classification_metrics,
-    distance_metrics,
     per_group_table,
 )
+from geocell.profiles import LevelAccuracy, MetricProfile, get_profile, score_profile
 from geocell.tables import atomic_write
 from geocell_engine.errors import ReportError
 from geocell_engine.evaluation.predictions import Predictions
@@ -44,6 +42,7 @@ __all__ = [
     "ReportError",
     "CountryRow",
     "EvalResult",
+    "RowCounts",
     "evaluate",
     "comparison_table",
     "per_country_markdown",
@@ -85,6 +84,10 @@ class EvalResult:
             anchors, km, or None.
         nearest_anchor_accuracy: distance task: how often the anchor predicted nearest is the
             truly nearest one, or None.
+        profile: the metric profile (:mod:`geocell.profiles`) the numbers follow.
+        levels: admin accuracy per level with its denominator, as the profile decides it
+            (geocell: the model's country / admin-1 answers; osv5m: reverse_geocoder levels;
+            pigeon: guess inside the true country).
     """
 
     name: str
@@ -97,6 +100,8 @@ class EvalResult:
     cell_accuracy: Optional[float] = None
     distance_mae_km: Optional[float] = None
     nearest_anchor_accuracy: Optional[float] = None
+    profile: str = "geocell"
+    levels: tuple[LevelAccuracy, ...] = field(default=())
 
     # -- shortcuts used by tables
     @property
@@ -118,6 +123,22 @@ class EvalResult:
     @property
     def country_top_k(self) -> dict[int, float]:
         return dict(self.country.top_k_accuracy) if self.country is not None else {}
+
+    def level_accuracy(self, level: str) -> Optional[float]:
+        """Accuracy at an admin level (``"country"``, ``"region"``, ...), or None if not scored."""
+        found = next((lv for lv in self.levels if lv.level == level), None)
+        return None if found is None else found.accuracy
+
+    @property
+    def country_top1(self) -> Optional[float]:
+        """Country top-1 accuracy: the classifier's (geocell), else the profile's country level."""
+        top = self.country_top_k.get(1)
+        return top if top is not None else self.level_accuracy("country")
+
+    @property
+    def inclusive(self) -> bool:
+        """Whether accuracy at t km counts d <= t (the profile's convention)."""
+        return get_profile(self.profile).inclusive
 
     def accuracy_within(self, km: float) -> Optional[float]:
         """Fraction within ``km`` if that threshold was evaluated, else None."""
@@ -145,8 +166,51 @@ class EvalResult:
             "cell_accuracy": self.cell_accuracy,
             "distance_mae_km": self.distance_mae_km,
             "nearest_anchor_accuracy": self.nearest_anchor_accuracy,
+            "profile": self.profile,
+            "levels": [lv.as_dict() for lv in self.levels],
             "per_country": [row._asdict() for row in self.per_country],
         })
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """What happened to every row of the evaluated file: nothing is dropped silently.
+
+    Attributes:
+        source: the file (or data set name) the rows came from.
+        in_file: data rows of the file.
+        selected: rows of the split evaluated (all of them for a file without a split column).
+        missing: selected rows left out because the image file does not exist (or, for
+            ``score``, because the truth row has no prediction).
+        unreadable: selected rows left out because the image could not be decoded.
+        scored: rows in the metrics (``selected - missing - unreadable``).
+        split: the split evaluated, or ``"all"``.
+    """
+
+    source: str
+    in_file: int
+    selected: int
+    missing: int
+    unreadable: int
+    scored: int
+    split: str = "all"
+    missing_what: str = "missing images"
+
+    def __post_init__(self) -> None:
+        if self.selected - self.missing - self.unreadable != self.scored:
+            raise ReportError(f"row counts do not add up: {self.selected} selected - {self.missing} missing - "
+                              f"{self.unreadable} unreadable != {self.scored} scored")
+
+    def summary(self) -> str:
+        """One line, e.g. ``"rows: 3,000 in im2gps3k.csv, 3,000 scored (all), 0 missing images, 0 unreadable"``."""
+        where = "all rows" if self.split == "all" else f"split {self.split}: {self.selected:,} rows"
+        return (f"rows: {self.in_file:,} in {self.source}, {where}; {self.scored:,} scored, {self.missing:,} "
+                f"{self.missing_what}, {self.unreadable:,} unreadable")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "in_file": self.in_file, "split": self.split, "selected": self.selected,
+                "missing": self.missing, "missing_what": self.missing_what, "unreadable": self.unreadable,
+                "scored": self.scored}
 
 
 def _jsonable(value: Any) -> Any:
@@ -219,19 +283,28 @@ def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarra
         if not np.all(np.isfinite(proba)):
             raise ReportError("country_proba holds NaN or infinite values")
         return classification_metrics(true[known], proba[known], vocab, top_k=(1, 3, 5))
-    # Only a top-1 guess: score it as one-hot probabilities, then keep what is meaningful.
-    vocab = np.unique(np.concatenate([true[known], pred[known]]))
-    onehot = (pred[known][:, None] == vocab[None, :]).astype(np.float64)
-    m = classification_metrics(true[known], onehot, vocab, top_k=(1,))
-    return ClassificationMetrics(n=m.n, top_k_accuracy={1: m.top_k_accuracy[1]}, balanced_accuracy=m.balanced_accuracy,
-                                 macro_f1=m.macro_f1, weighted_f1=m.weighted_f1, mean_average_precision=None)
+    # Only a top-1 guess: accuracy, balanced accuracy and F1 from the labels (as integer codes, so
+    # that a million rows cost no (N, C) one-hot matrix and no string sorting inside sklearn).
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    _, codes = np.unique(np.concatenate([true[known], pred[known]]), return_inverse=True)
+    t, p = codes[:known.sum()], codes[known.sum():]
+    return ClassificationMetrics(n=int(known.sum()), top_k_accuracy={1: float(np.mean(t == p))},
+                                 balanced_accuracy=float(balanced_accuracy_score(t, p)),
+                                 macro_f1=float(f1_score(t, p, average="macro", zero_division=0)),
+                                 weighted_f1=float(f1_score(t, p, average="weighted", zero_division=0)),
+                                 mean_average_precision=None)
 
 
-def evaluate(preds: Predictions, thresholds: Sequence[float] = ACCURACY_THRESHOLDS_KM) -> EvalResult:
-    """All metrics of one set of predictions.
+def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *,
+             profile: "str | MetricProfile" = "geocell",
+             true_levels: Optional[Mapping[str, Any]] = None) -> EvalResult:
+    """All metrics of one set of predictions, under a metric profile (:mod:`geocell.profiles`).
 
-    - Distances: median / mean km, accuracy within each of ``thresholds`` km (``<=``), mean
-      GeoScore, over every sample.
+    - Distances: median / mean km, accuracy within each of ``thresholds`` km (default: the
+      profile's; ``<=`` or ``<`` as the profile says), mean GeoScore (rounded per guess or not),
+      over every sample, with the profile's distance (sphere radius or WGS84 geodesic).
+    - ``profile="geocell"`` (default) keeps the model's own answers as the guess:
     - Country (over samples whose ``true_country`` is not ""): top-1/3/5 accuracy, balanced
       accuracy, macro / weighted F1 and mAP from ``country_proba`` when present; else top-1,
       balanced accuracy and F1 from ``pred_country`` (no top-3/5, no mAP).
@@ -240,9 +313,14 @@ def evaluate(preds: Predictions, thresholds: Sequence[float] = ACCURACY_THRESHOL
     - Per country: count, accuracy of ``pred_country`` and median km, most samples first.
     - Distance task (``pred_distance_km`` / ``true_distance_km``, ``(N, M)``): mean absolute
       error (km) and nearest-anchor accuracy (argmin predicted == argmin true).
+    - Other profiles replace the country block by the profile's admin levels (``levels``):
+      osv5m reverse-geocodes the guessed point (``true_levels``: OSV-5M's true area keys, level
+      -> ``(N,)``, else the true point is reverse-geocoded too); pigeon counts a guess inside the
+      true point's country; geoclip has none. Cell and distance-task metrics stay.
 
     Raises:
         ReportError: no samples, non-finite coordinates, mismatched array shapes.
+        ProfileError: an unknown profile.
     """
     if not isinstance(preds, Predictions):
         raise ReportError(f"evaluate expects a Predictions, got {type(preds).__name__}")
@@ -258,27 +336,35 @@ def evaluate(preds: Predictions, thresholds: Sequence[float] = ACCURACY_THRESHOL
         if bad.size:
             raise ReportError(f"{preds.name}: {key}[{bad[0]}] is {arr[bad[0]]!r}; expected finite degrees "
                               f"({bad.size} such values)")
-    thresholds = tuple(float(t) for t in thresholds)
-    dist = distance_metrics(*coords, thresholds=thresholds)
-    error_km = np.asarray(haversine(*coords), dtype=np.float64)
+    prof = get_profile(profile)
+    thresholds = prof.thresholds_km if thresholds is None else tuple(float(t) for t in thresholds)
+    own_answers = prof.admin == "natural_earth"  # geocell: the model's country / admin-1 answers are the guess
+    scored = score_profile(replace(prof, levels=()) if own_answers else prof, *coords, thresholds=thresholds,
+                           true_levels=true_levels)
+    dist, error_km = scored.distance, scored.error_km
 
     true_c = _labels(preds.true_country, "true_country", n)
     pred_c = _labels(preds.pred_country, "pred_country", n)
     known = true_c != ""
-    country = _country_metrics(preds, true_c, pred_c, known)
+    country, admin1_acc = None, None
     per_country: tuple[CountryRow, ...] = ()
-    if known.any():
-        table = per_group_table(true_c[known], (pred_c == true_c)[known], error_km[known])
-        per_country = tuple(CountryRow(str(c), int(r.n), float(r.accuracy), float(r.median_km))
-                            for c, r in table.iterrows())
-
-    admin1_acc = None
-    if preds.true_admin1 is not None and preds.pred_admin1 is not None:
-        true_a = _labels(preds.true_admin1, "true_admin1", n)
-        pred_a = _labels(preds.pred_admin1, "pred_admin1", n)
-        known_a = true_a != ""
-        if known_a.any():
-            admin1_acc = float(np.mean(true_a[known_a] == pred_a[known_a]))
+    levels: tuple[LevelAccuracy, ...] = scored.levels
+    if own_answers:
+        country = _country_metrics(preds, true_c, pred_c, known)
+        if known.any():
+            table = per_group_table(true_c[known], (pred_c == true_c)[known], error_km[known])
+            per_country = tuple(CountryRow(str(c), int(r.n), float(r.accuracy), float(r.median_km))
+                                for c, r in table.iterrows())
+        levels = (LevelAccuracy("country", "pred_country", int(known.sum()),
+                                int(np.count_nonzero(known & (pred_c == true_c)))),)
+        if preds.true_admin1 is not None and preds.pred_admin1 is not None:
+            true_a = _labels(preds.true_admin1, "true_admin1", n)
+            pred_a = _labels(preds.pred_admin1, "pred_admin1", n)
+            known_a = true_a != ""
+            levels += (LevelAccuracy("admin1", "pred_admin1", int(known_a.sum()),
+                                     int(np.count_nonzero(known_a & (true_a == pred_a)))),)
+            if known_a.any():
+                admin1_acc = float(np.mean(true_a[known_a] == pred_a[known_a]))
     cell_acc = None
     if preds.true_cell is not None and preds.pred_cell is not None:
         true_cell = np.asarray(preds.true_cell).reshape(-1)
@@ -292,12 +378,14 @@ def evaluate(preds: Predictions, thresholds: Sequence[float] = ACCURACY_THRESHOL
         n=n,
         distance=dist,
         country=country,
-        n_country=int(known.sum()),
+        n_country=int(known.sum()) if own_answers else next((lv.n for lv in levels if lv.level == "country"), 0),
         per_country=per_country,
         admin1_accuracy=admin1_acc,
         cell_accuracy=cell_acc,
         distance_mae_km=mae,
         nearest_anchor_accuracy=nearest,
+        profile=prof.name,
+        levels=levels,
     )
 
 
@@ -320,7 +408,10 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
     """Markdown table, one row per result.
 
     Columns: median km, mean km, % within 25 / 200 / 750 / 2500 km, mean GeoScore, country
-    top-1 and top-3 accuracy (%). A value that was not evaluated is left blank.
+    top-1 and top-3 accuracy (%). A value that was not evaluated is left blank. The threshold
+    columns say ``≤`` when every row counts ``d <= t``, ``<`` when every row counts ``d < t``
+    (the osv5m and pigeon profiles), and neither (``25 km %``) for a mix. Country top-1 is the
+    model's own country answer (geocell profile) or the profile's country level.
 
     Args:
         results: the results, in row order.
@@ -339,7 +430,9 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
     names = [str(x) for x in names]
     if len(names) != len(results):
         raise ReportError(f"{len(names)} names for {len(results)} results")
-    header = ["predictor", "median km", "mean km", *[f"≤{t:g} km %" for t in TABLE_THRESHOLDS_KM], "GeoScore",
+    rules = {r.inclusive for r in results}
+    sign = "≤" if rules in ({True}, set()) else ("<" if rules == {False} else "")
+    header = ["predictor", "median km", "mean km", *[f"{sign}{t:g} km %" for t in TABLE_THRESHOLDS_KM], "GeoScore",
               "country top-1 %", "country top-3 %"]
     align = ["---"] + ["---:"] * (len(header) - 1)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
@@ -347,7 +440,7 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
         top = r.country_top_k
         row = [_cell(name), _fmt_km(r.median_km), _fmt_km(r.mean_km),
                *[_fmt_pct(r.accuracy_within(t)) for t in TABLE_THRESHOLDS_KM],
-               f"{r.mean_geoscore:,.0f}", _fmt_pct(top.get(1)), _fmt_pct(top.get(3))]
+               f"{r.mean_geoscore:,.0f}", _fmt_pct(r.country_top1), _fmt_pct(top.get(3))]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -399,6 +492,7 @@ def write_report(
     history: Optional[Sequence[Mapping[str, Any]]],
     model_preds: Optional[Predictions],
     extra: Optional[Mapping[str, Any]] = None,
+    rows: Optional[RowCounts] = None,
 ) -> "WrittenReport":
     """Write the final report of a run: plots, ``report.md``, then ``report.json``.
 
@@ -413,6 +507,8 @@ def write_report(
         extra: shown as a key/value list in ``report.md`` and stored in ``report.json``
             (data set name / version / sha256, config summary, timings; nested dicts are
             flattened with dotted keys).
+        rows: what happened to every row of the evaluated file (:class:`RowCounts`), shown in
+            ``report.md`` and stored as ``report.json["rows"]``.
 
     Returns:
         :class:`WrittenReport`: ``payload`` is what ``report.json`` holds; ``paths`` maps
@@ -437,6 +533,8 @@ def write_report(
             raise ReportError(f"history[{i}] is a {type(row).__name__}, expected a dict of metrics")
     if model_preds is not None and not isinstance(model_preds, Predictions):
         raise ReportError(f"model_preds must be a Predictions or None, got {type(model_preds).__name__}")
+    if rows is not None and not isinstance(rows, RowCounts):
+        raise ReportError(f"rows must be a RowCounts or None, got {type(rows).__name__}")
     if extra is not None and not isinstance(extra, Mapping):
         raise ReportError(f"extra must be a dict or None, got {type(extra).__name__}")
 
@@ -461,8 +559,12 @@ def write_report(
                                                                         plot_dir / "per_country_accuracy.png")
 
     md = ["# Evaluation report", "", "## Results", "", comparison_table(list(results.values()), list(results))]
-    md += [f"Distances are great-circle km; % within a distance counts errors <= that distance; GeoScore is "
-           f"the mean of 5000 exp(-km / 1492.7). {model_result.n} samples.", ""]
+    profiles = list(dict.fromkeys(r.profile for r in results.values()))
+    md += [f"Metrics follow {'the profile' if len(profiles) == 1 else 'the profiles'} (see geocell.profiles):", ""]
+    md += [f"- {get_profile(name).describe()}" for name in profiles] + [""]
+    md += [f"GeoScore is the mean of 5000 exp(-km / 1492.7). {model_result.n} samples.", ""]
+    if rows is not None:
+        md += [rows.summary() + ".", ""]
     other = _other_metrics_markdown(results)
     if other:
         md += ["## Other metrics", "", other]
@@ -480,6 +582,7 @@ def write_report(
         "model": model_key,
         "history": list(history or []),
         "extra": dict(extra or {}),
+        "rows": None if rows is None else rows.as_dict(),
         "files": {k: p.relative_to(run_dir).as_posix() for k, p in paths.items()},
     }
     text = json.dumps(_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -497,6 +600,9 @@ def _other_metrics_markdown(results: Mapping[str, EvalResult]) -> str:
         ("mAP", lambda r: f"{r.country.mean_average_precision:.3f}"
          if r.country and r.country.mean_average_precision is not None else ""),
         ("admin-1 %", lambda r: _fmt_pct(r.admin1_accuracy)),
+        ("region %", lambda r: _fmt_pct(r.level_accuracy("region"))),
+        ("sub-region %", lambda r: _fmt_pct(r.level_accuracy("sub-region"))),
+        ("city %", lambda r: _fmt_pct(r.level_accuracy("city"))),
         ("cell %", lambda r: _fmt_pct(r.cell_accuracy)),
         ("≤1 km %", lambda r: _fmt_pct(r.accuracy_within(1.0))),
         ("distance MAE km", lambda r: _fmt_km(r.distance_mae_km)),
