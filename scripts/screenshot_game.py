@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap.add_argument("--report", type=Path, default=Path("docs/game_report.md"))
     ap.add_argument("--shots", type=Path, default=None, help="also keep every step's screenshot in this folder")
     ap.add_argument("--width", type=int, default=1400)
-    ap.add_argument("--height", type=int, default=820)
+    ap.add_argument("--height", type=int, default=960)
     args = ap.parse_args(argv)
 
     from geocell_engine.app.browser import BrowserPlayer, RoundPlay, start_chromium
