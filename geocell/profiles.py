@@ -125,7 +125,7 @@ class MetricProfile:
 
     def describe(self) -> str:
         """One line: the conventions, e.g. for the CLI to print above the table."""
-        dist = (f"haversine R = {self.radius_km:g} km" if self.distance == "haversine"
+        dist = (f"haversine R = {self.radius_km!r} km" if self.distance == "haversine"
                 else f"{self.ellipsoid} geodesic (pyproj)")
         score = ("GeoScore: mean of rounded scores" if self.round_geoscore else "GeoScore: unrounded mean")
         if not self.reports_geoscore:
