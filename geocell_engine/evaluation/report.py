@@ -244,7 +244,8 @@ def _jsonable(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------ evaluate
 def _labels(values: Any, name: str, n: int) -> np.ndarray:
-    arr = np.asarray(values, dtype=object).astype(str).reshape(-1)
+    arr = np.asarray(values)
+    arr = (arr if arr.dtype.kind == "U" else np.asarray(values, dtype=object).astype(str)).reshape(-1)
     if arr.size != n:
         raise ReportError(f"Predictions.{name} has {arr.size} entries, expected {n}")
     return arr
@@ -292,7 +293,9 @@ def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarra
     # that a million rows cost no (N, C) one-hot matrix and no string sorting inside sklearn).
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    _, codes = np.unique(np.concatenate([true[known], pred[known]]), return_inverse=True)
+    import pandas as pd
+
+    codes, _ = pd.factorize(np.concatenate([true[known], pred[known]]))  # hashing: no sort of N strings
     t, p = codes[:known.sum()], codes[known.sum():]
     return ClassificationMetrics(n=int(known.sum()), top_k_accuracy={1: float(np.mean(t == p))},
                                  balanced_accuracy=float(balanced_accuracy_score(t, p)),

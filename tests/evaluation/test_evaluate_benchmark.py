@@ -2,7 +2,8 @@
 split column: no 80/10/10 split), rows scored / missing / unreadable are printed and stored, and a
 YFCC4k-style copy with missing images keeps the present ones and counts the others.
 
-One tiny checkpoint (tests/tiny_data.py, one epoch) serves every test of the module.
+One tiny checkpoint (tests/tiny_data.py, one epoch) serves both cases, in one test function so
+that pytest-xdist cannot train it twice on two workers.
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from geocell_engine import cli
 from tests import benchmark_files as bf
 from tests.tiny_data import TINY, make_tiny_dataset
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
+def _checkpoint(root):
     manifest = make_tiny_dataset(root / "data")
     assert cli.main(["train", "--data", str(manifest), "--out-dir", str(root / "runs"), *TINY, "--task", "region",
                      "--epochs", "1"]) == 0
@@ -27,7 +25,14 @@ def checkpoint(tmp_path_factory):
     return best
 
 
-def test_a_3000_row_im2gps3k_file_is_scored_in_full(checkpoint, tmp_path, capsys):
+def test_benchmark_files_are_scored_in_full_and_bad_images_counted(tmp_path, capsys):
+    checkpoint = _checkpoint(tmp_path / "tiny")
+    _a_3000_row_im2gps3k_file_is_scored_in_full(checkpoint, tmp_path / "im2gps3k", capsys)
+    _yfcc4k_copy_with_missing_and_broken_images(checkpoint, tmp_path / "yfcc4k", capsys)
+
+
+def _a_3000_row_im2gps3k_file_is_scored_in_full(checkpoint, tmp_path, capsys):
+    tmp_path.mkdir()
     bf.im2gps3k_style(tmp_path / "im2gps3k_places365.csv", 3000, seed=0, images=True)
     out = tmp_path / "eval"
     code = cli.main(["evaluate", str(checkpoint), "--data", str(tmp_path / "im2gps3k_places365.csv"),
@@ -49,7 +54,8 @@ def test_a_3000_row_im2gps3k_file_is_scored_in_full(checkpoint, tmp_path, capsys
     assert "has no split column" in capsys.readouterr().err
 
 
-def test_yfcc4k_copy_with_missing_and_broken_images(checkpoint, tmp_path, capsys):
+def _yfcc4k_copy_with_missing_and_broken_images(checkpoint, tmp_path, capsys):
+    tmp_path.mkdir()
     truth = bf.im2gps3k_style(tmp_path / "yfcc4k.csv", 60, seed=1, images=True)
     for name in truth["IMG_ID"].iloc[[5, 6, 7]]:
         (tmp_path / "im2gps3ktest" / name).unlink()
