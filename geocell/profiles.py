@@ -125,7 +125,7 @@ class MetricProfile:
 
     def describe(self) -> str:
         """One line: the conventions, e.g. for the CLI to print above the table."""
-        dist = (f"haversine R = {self.radius_km:g} km" if self.distance == "haversine"
+        dist = (f"haversine R = {self.radius_km!r} km" if self.distance == "haversine"
                 else f"{self.ellipsoid} geodesic (pyproj)")
         score = ("GeoScore: mean of rounded scores" if self.round_geoscore else "GeoScore: unrounded mean")
         if not self.reports_geoscore:
@@ -379,21 +379,26 @@ def _natural_earth(p: MetricProfile, coords: list[np.ndarray], n: int, true_coun
 
 def _reverse_geocoder(p: MetricProfile, coords: list[np.ndarray], n: int,
                       true_levels: Optional[Mapping[str, Any]]) -> tuple[LevelAccuracy, ...]:
-    from .revgeo import osv5m_keys, reverse_geocode
+    from .revgeo import encode_osv5m_keys, osv5m_key_codes, reverse_geocode
 
     true_levels = dict(true_levels or {})
     unknown = [k for k in true_levels if k not in _LEVELS["reverse_geocoder"]]
     if unknown:
         raise ProfileError(f"true_levels has unknown level(s) {', '.join(map(repr, unknown))}; expected some of "
                            f"{', '.join(_LEVELS['reverse_geocoder'])}")
-    pred_keys = osv5m_keys(reverse_geocode(coords[2], coords[3]))
-    true_keys: Optional[dict[str, np.ndarray]] = None
+    # keys compared as integer codes of reverse_geocoder's keys (equal codes = equal strings)
+    pred_codes = osv5m_key_codes(reverse_geocode(coords[2], coords[3]))
+    true_codes: Optional[dict[str, np.ndarray]] = None
     out = []
     for lv in p.levels:
-        true = _labels(true_levels.get(lv), f"true_levels[{lv!r}]", n)
-        if true is None:
-            if true_keys is None:
-                true_keys = osv5m_keys(reverse_geocode(coords[0], coords[1]))
-            true = true_keys[lv]
-        out.append(_level(lv, p.admin, true, pred_keys[lv]))
+        given = _labels(true_levels.get(lv), f"true_levels[{lv!r}]", n)
+        if given is None:
+            if true_codes is None:
+                true_codes = osv5m_key_codes(reverse_geocode(coords[0], coords[1]))
+            true, known = true_codes[lv], np.ones(n, dtype=bool)
+        else:
+            known = given != ""
+            true = np.where(known, encode_osv5m_keys(lv, given), -1)
+        hits = known & (true == pred_codes[lv]) & (true >= 0)
+        out.append(LevelAccuracy(lv, p.admin, int(known.sum()), int(np.count_nonzero(hits))))
     return tuple(out)

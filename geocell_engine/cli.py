@@ -156,20 +156,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on a data set split or manifest",
+    from geocell.profiles import PROFILE_NAMES
+
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on a benchmark file, a data set split or manifest",
                               description="Median/mean km, accuracy at 1/25/200/750/2500 km, GeoScore, country "
-                                          "top-1/3/5, balanced accuracy, F1, mAP, admin-1 accuracy, per-country table.")
+                                          "top-1/3/5, balanced accuracy, F1, mAP, admin-1 accuracy, per-country table. "
+                                          "A manifest without a split column (Im2GPS3k, YFCC4k, an OSV-5M test CSV) is "
+                                          "scored whole; the rows scored, missing and unreadable are printed and "
+                                          "stored in the report.")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1' or a manifest file")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default=None, choices=["train", "val", "test"],
+                   help="the split to score when the data has one (default: test); a file without a split "
+                        "column is scored whole and takes no --split")
+    _add_profile_argument(p, PROFILE_NAMES)
     p.add_argument("--dump", default=None, help="write one row per sample (CSV/Parquet) for recomputing any metric")
     p.add_argument("--out-dir", default=None, help="where the report goes (default beside the checkpoint)")
     p.add_argument("--max-samples", type=int, default=None)
     p.add_argument("--on-bad-image", choices=["skip", "fail"], default="fail",
                    help="missing or unreadable images: stop (default), or leave them out, count them in the "
-                        "report and list them in bad_images.csv")
+                        "report and list them in bad_images.csv (YFCC4k copies lack some images)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_profile_argument(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    p.add_argument("--profile", nargs="+", default=["geocell"], choices=list(names), metavar="PROFILE",
+                   help="metric conventions, one table row each: " + ", ".join(names) + " (default: geocell). "
+                        "osv5m: R 6371 km, d < t, reverse_geocoder levels; pigeon: R 6378.137 km, d < t, rounded "
+                        "GeoScores, guess inside the true country; geoclip: WGS84 geodesic, d <= t")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -178,9 +193,59 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from geocell_engine.engine.device import choose_device
 
     summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples,
-                                  device=choose_device(args.device), on_bad_image=args.on_bad_image)
+                                  device=choose_device(args.device), on_bad_image=args.on_bad_image,
+                                  profiles=args.profile)
     print(summary.table)
     print(f"\nreport: {summary.run_dir / 'report.md'}")
+    return EXIT_OK
+
+
+def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
+    from geocell.profiles import PROFILE_NAMES
+
+    p = subparsers.add_parser(
+        "score", help="score any system's predictions (CSV/Parquet) under a metric profile; no model needed",
+        description="Score predictions of any system (a GeoCLIP or PIGEON dump, `evaluate --dump` output) with "
+                    "geocell's metrics under one or more profiles, and print the same table as `evaluate`. "
+                    "PREDICTIONS has predicted coordinates (pred_lat/pred_lon, lat_pred, predicted_latitude, ...) "
+                    "and either true ones (true_lat/true_lon, gt_lat, ...) or an id column joined with --truth "
+                    "(a benchmark file: IMG_ID/IMG_FILE/id with LAT/LON). Truth rows without a prediction are "
+                    "counted and printed, never dropped silently.")
+    p.add_argument("predictions", type=Path, help="CSV (.csv, .csv.gz, .tsv) or Parquet table of predictions")
+    p.add_argument("--truth", type=Path, default=None, help="benchmark file with ids and true coordinates")
+    _add_profile_argument(p, PROFILE_NAMES)
+    p.add_argument("--name", default=None, help="the predictor's name in the table (default: the file's stem)")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="also write report.json / report.md (and plots) there")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from geocell.profiles import get_profile
+    from geocell_engine.evaluation.report import comparison_table, levels_table
+
+    from geocell_engine.evaluation.scoring import score_files
+
+    results, inputs = score_files(args.predictions, args.truth, args.profile, name=args.name)
+    for note in inputs.notes:
+        print(note)
+    print(inputs.rows.summary())
+    print()
+    for name in dict.fromkeys(r.profile for r in results.values()):
+        print(get_profile(name).describe())
+    print()
+    print(comparison_table(list(results.values()), names=list(results)), end="")
+    levels = levels_table(list(results.values()), names=list(results))
+    if levels.strip():
+        print()
+        print(levels, end="")
+    if args.out_dir is not None:
+        from geocell_engine.evaluation.report import write_report
+
+        written = write_report(args.out_dir, results, None, inputs.predictions,
+                               {"predictions": str(args.predictions), "truth": str(args.truth or ""),
+                                "profiles": ", ".join(args.profile)}, rows=inputs.rows)
+        print(f"\nreport: {written.paths['markdown']}")
     return EXIT_OK
 
 
@@ -451,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_label_parser(subparsers)
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
+    _add_score_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_cells_parser(subparsers)
     _add_data_parser(subparsers)
@@ -458,8 +524,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings():
+    """A ``warnings.showwarning`` that prints geocell's data warnings as ``warning: ...`` (others as usual)."""
+    import warnings
+
+    from geocell.errors import SwappedCoordinatesWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SwappedCoordinatesWarning):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    return original, show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input or usage, 130 interrupted)."""
+    import warnings
+
+    original, show = _one_line_warnings()
+    warnings.showwarning = show
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -473,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback
         print(str(exc) or "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = original
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 from geocell_engine.data.accounting import BadImage, ImageAccount
 from geocell_engine.errors import DataError
 
-__all__ = ["DatasetInfo", "GeoSplit", "DataError", "load_splits", "iterate_batches", "load_image", "BadImageLog",
+__all__ = ["DatasetInfo", "GeoSplit", "DataError", "load_splits", "load_eval_split", "EvalData", "iterate_batches", "load_image", "BadImageLog",
            "ImageAccount", "BadImage", "screen_split", "require_usable", "OnBadImage"]
 
 #: What to do with a manifest row whose image is missing or cannot be decoded: raise a
@@ -162,44 +162,134 @@ def _missing_images(path: Path, table, split: np.ndarray, on_bad_image: OnBadIma
                     r.detail)
 
 
-def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None,
-                     on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
-    from geocell.assign import get_assigner
+def _read_samples(path: Path):
+    """The manifest's table (rows with a missing image dropped and reported) and its row count."""
     from geocell_engine.data.readers import read_manifest
-    from geocell_engine.data.samples import sha256_file
 
     table = read_manifest(path, missing="drop")  # the dropped rows are in table.reports: raised or recorded below
     if not table.has_coordinates:
         raise DataError(f"{path}: has no coordinates; the training tasks need lat/lon for every image")
     read = next((r for r in table.reports if r.step == "read"), None)
-    n_rows = read.n_in if read is not None else len(table)
+    return table, (read.n_in if read is not None else len(table))
+
+
+class _Samples:
+    """Per-row arrays of a manifest's table (labels assigned once), and GeoSplits cut from them."""
+
+    def __init__(self, table):
+        from geocell.assign import get_assigner
+
+        frame = table.frame
+        self.lat, self.lon = table.lat, table.lon
+        labels = get_assigner().assign(self.lat, self.lon)
+        country = frame["adm0_a3"].fillna("").astype(str).to_numpy() if "adm0_a3" in frame else labels.country
+        self.country = np.asarray(np.where(country == "", labels.country, country)).astype(str)
+        self.admin1 = np.asarray(labels.admin1).astype(str)
+        self.source_row = frame["source_row"].to_numpy()
+        self.rows = np.array([table.row_name(i) for i in range(len(frame))], dtype=object)
+        self.ids = frame["id"].astype(str).to_numpy() if "id" in frame else np.asarray(table.paths, dtype=str)
+        self.paths = np.asarray(table.paths, dtype=object)
+
+    def split(self, name: str, sel: np.ndarray) -> GeoSplit:
+        return GeoSplit(name=name, lat=self.lat[sel], lon=self.lon[sel], country=self.country[sel],
+                        admin1=self.admin1[sel], ids=self.ids[sel], paths=self.paths[sel], row_names=self.rows[sel])
+
+
+def _info(path: Path, split_file: Optional[str], account: ImageAccount) -> DatasetInfo:
+    from geocell_engine.data.samples import sha256_file
+
+    sha = {"manifest": sha256_file(path)}
+    if split_file is not None:
+        sha["split"] = sha256_file(split_file)
+    return DatasetInfo(name=path.name, version="manifest", sha256=sha, images=account)
+
+
+def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None,
+                     on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
+    table, n_rows = _read_samples(path)
     split_all = _split_names(path, table, n_rows, seed, split_file)
     account = ImageAccount()
     _missing_images(path, table, split_all, on_bad_image, account)
 
-    frame = table.frame
-    lat, lon = table.lat, table.lon
-    labels = get_assigner().assign(lat, lon)
-    country = frame["adm0_a3"].fillna("").astype(str).to_numpy() if "adm0_a3" in frame else labels.country
-    country = np.where(country == "", labels.country, country)
-    admin1 = labels.admin1
-    split = split_all[frame["source_row"].to_numpy()]
-    rows = np.array([table.row_name(i) for i in range(len(frame))], dtype=object)
-    ids = frame["id"].astype(str).to_numpy() if "id" in frame else np.asarray(table.paths, dtype=str)
+    samples = _Samples(table)
+    split = split_all[samples.source_row]
     out = {}
     for name in ("train", "val", "test"):
         if not (split_all == name).any():
             raise DataError(f"{path}: the {name} split is empty; give a 'split' column with train/val/test rows")
-        sel = np.flatnonzero(split == name)
-        out[name] = GeoSplit(name=name, lat=lat[sel], lon=lon[sel], country=np.asarray(country)[sel].astype(str),
-                             admin1=np.asarray(admin1)[sel].astype(str), ids=ids[sel],
-                             paths=np.asarray(table.paths, dtype=object)[sel], row_names=rows[sel])
+        out[name] = samples.split(name, np.flatnonzero(split == name))
         require_usable(out[name], account)
-    sha = {"manifest": sha256_file(path)}
-    if split_file is not None:
-        sha["split"] = sha256_file(split_file)
-    info = DatasetInfo(name=path.name, version="manifest", sha256=sha, images=account)
-    return out, info
+    return out, _info(path, split_file, account)
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """The samples one evaluation scores, and what happened to the others.
+
+    Attributes:
+        split: the samples whose image file exists (screen them with :func:`screen_split`).
+        info: data set identity; ``info.images`` records the missing images (``"skip"``).
+        split_name: the split evaluated, or ``"all"`` for a file without a split column.
+        in_file: data rows of the manifest (or samples of the bluemarble split).
+        selected: rows of that split (``in_file`` for ``"all"``), missing images included.
+    """
+
+    split: GeoSplit
+    info: DatasetInfo
+    split_name: str
+    in_file: int
+    selected: int
+
+
+def load_eval_split(data: str, split: Optional[str] = None, *, seed: int = 0, split_file: Optional[str] = None,
+                    on_bad_image: OnBadImage = "fail") -> EvalData:
+    """The samples to evaluate: a whole manifest, or one of its splits.
+
+    A manifest without a ``split`` column (and no ``split_file``) is a benchmark file
+    (Im2GPS3k, YFCC4k, an OSV-5M test CSV): every row is evaluated, as ``"all"``, and asking for
+    a ``split`` is an error (the file has none). With a split column or file, ``split`` selects
+    one (default ``"test"``); the other splits may be empty (an all-test file is fine).
+    ``"bluemarble-v1"`` has train / val / test (default ``"test"``). Rows whose image file does not
+    exist raise (``on_bad_image="fail"``) or are recorded in ``info.images`` under the split
+    name (``"skip"``).
+
+    Raises:
+        DataError: a split asked of a file without one, an unknown split name, a bad split
+            value, no usable sample, or (``"fail"``) a missing image (naming its row).
+    """
+    if on_bad_image not in ("skip", "fail"):
+        raise DataError(f"on_bad_image {on_bad_image!r}; expected 'skip' or 'fail'")
+    if split is not None and split not in ("train", "val", "test"):
+        raise DataError(f"unknown split {split!r}; expected train, val or test")
+    path = Path(data)
+    if data == "bluemarble-v1" or path.suffix.lower() not in (".csv", ".parquet", ".tsv", ".gz", ".pq"):
+        splits, info = load_splits(data, seed=seed, split_file=split_file, on_bad_image=on_bad_image)
+        name = split or "test"
+        return EvalData(splits[name], info, name, len(splits[name]), len(splits[name]))
+    if not path.is_file():
+        from geocell.errors import InputFileError
+
+        raise InputFileError(f"{path}: no such manifest")
+    table, n_rows = _read_samples(path)
+    has_split = split_file is not None or any(str(c).lower() == "split" for c in table.frame.columns)
+    if not has_split:
+        if split is not None:
+            raise DataError(f"{path} has no split column (and no split file was given), so all {n_rows:,} rows are "
+                            f"evaluated; leave out --split {split}, or add a 'split' column")
+        name, split_all = "all", np.full(n_rows, "all", dtype=object)
+    else:
+        name = split or "test"
+        split_all = _split_names(path, table, n_rows, seed, split_file)
+    account = ImageAccount()
+    _missing_images(path, table, split_all, on_bad_image, account)
+    samples = _Samples(table)
+    chosen = samples.split(name, np.flatnonzero(split_all[samples.source_row] == name))
+    selected = int((split_all == name).sum())
+    if selected == 0:
+        raise DataError(f"{path}: the {name} split is empty; the split column has "
+                        f"{', '.join(sorted(set(split_all.tolist())))}")
+    require_usable(chosen, account)
+    return EvalData(chosen, _info(path, split_file, account), name, n_rows, selected)
 
 
 def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
@@ -429,7 +519,7 @@ def screen_split(split: GeoSplit, image_size: int, on_bad_image: OnBadImage,
     return split if ok.all() else split.take(np.flatnonzero(ok))
 
 
-_SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+_SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test", "all": "evaluation"}
 
 
 def require_usable(split: GeoSplit, account: Optional[ImageAccount] = None) -> GeoSplit:

@@ -39,17 +39,18 @@ __all__ = [
     "read_image_folder",
     "read_exif_folder",
     "exif_gps",
+    "warn_if_swapped",
     "PATH_NAMES",
 ]
 
-Layout = Literal["osv5m", "im2gps", "generic"]
+Layout = Literal["osv5m", "im2gps", "geoclip", "generic"]
 #: Column names recognised as the image path of a generic manifest (case-insensitive).
 PATH_NAMES: tuple[str, ...] = ("path", "image", "image_path", "filepath", "file", "filename")
 _OSV5M_LABELS = ("country", "region", "sub-region", "city")
 
 _LAYOUT_HELP = (
     "expected one of: OSV-5M (id, latitude, longitude, country, region, ...), "
-    "Im2GPS3k/YFCC4k (IMG_ID, LAT, LON) or generic (path, lat, lon)"
+    "Im2GPS3k/YFCC4k (IMG_ID, LAT, LON), GeoCLIP (IMG_FILE, LAT, LON) or generic (path, lat, lon)"
 )
 
 
@@ -69,7 +70,8 @@ def detect_layout(columns: Any) -> tuple[Layout, dict[str, str]]:
 
     Returns:
         (layout, {"key": column, "lat": column, "lon": column}) where ``key`` is the column that
-        names the image (``id`` for OSV-5M, ``IMG_ID`` for Im2GPS, ``path`` for generic).
+        names the image (``id`` for OSV-5M, ``IMG_ID`` for Im2GPS, ``IMG_FILE`` for GeoCLIP,
+        ``path`` for generic).
 
     Raises:
         ManifestError: no layout matches; the message lists the columns found.
@@ -79,6 +81,8 @@ def detect_layout(columns: Any) -> tuple[Layout, dict[str, str]]:
     if lat is not None and lon is not None:
         if "img_id" in low:
             return "im2gps", {"key": low["img_id"], "lat": lat, "lon": lon}
+        if "img_file" in low:
+            return "geoclip", {"key": low["img_file"], "lat": lat, "lon": lon}
         path = _first(low, PATH_NAMES)
         if path is not None:
             return "generic", {"key": path, "lat": lat, "lon": lon}
@@ -132,6 +136,10 @@ def read_manifest(
       ``country`` (ISO alpha-2) becomes ``adm0_a3``.
     - ``im2gps``: ``IMG_ID, LAT, LON`` (Im2GPS3k, YFCC4k); the image is the file ``IMG_ID``
       directly in, or anywhere under, ``image_dir``.
+    - ``geoclip``: ``IMG_FILE, LAT, LON`` (GeoCLIP's CSVs); the image is found as for ``im2gps``.
+      GeoCLIP's loader skips rows whose image is missing without a word; here they follow
+      ``missing`` (YFCC4k / yfcc25600 copies lack some images: ``missing="drop"`` keeps the
+      present ones and the read report says how many were left out).
     - ``generic``: ``path, lat, lon``; ``path`` relative to ``image_dir`` (or absolute).
 
     Args:
@@ -142,8 +150,13 @@ def read_manifest(
             ``source_row``, the path looked for and the manifest's key), or is not checked
             (``"ignore"``, no file-system access).
         validate: raise on a bad coordinate (text, NaN, out of range, apparently swapped)
-            naming the row; with False the values are kept (NaN for text) for
-            :func:`geocell_engine.data.hygiene.clean_coordinates` to drop and report.
+            naming the row and column; with False the values are kept (NaN for text) for
+            :func:`geocell_engine.data.hygiene.clean_coordinates` to drop and report. With
+            ``validate``, columns whose values are all in range but look swapped (the 2018
+            Im2GPS3k CSV's header had LAT and LON exchanged) get a
+            :class:`geocell.errors.SwappedCoordinatesWarning` naming them
+            (:func:`geocell.plausibility.swapped_columns_check`: share of points on land read as
+            given and read swapped).
 
     A generic manifest whose ``lat``/``lon`` columns are all empty, or that has ``path`` and
     ``adm0_a3`` but no coordinate columns (as written for an ImageFolder tree), gives a table
@@ -188,7 +201,9 @@ def read_manifest(
                     f"{row_name(i)}: column {col!r} holds {frame[col].iloc[i]!r}, which is not a number"
                     f" ({int(text.sum())} such value{'s' if text.sum() > 1 else ''} in all)"
                 )
-        lat, lon, _ = check_latlon(lat, lon, row_name=row_name)
+        lat, lon, _ = check_latlon(lat, lon, row_name=row_name,
+                                   names=(f"column {cols['lat']!r} (latitude)", f"column {cols['lon']!r} (longitude)"))
+        warn_if_swapped(lat, lon, str(cols["lat"]), str(cols["lon"]), source)
 
     keys = frame[cols["key"]]
     empty = keys.isna().to_numpy() | (keys.astype(str).str.strip() == "").to_numpy()
@@ -199,7 +214,7 @@ def read_manifest(
 
     if layout == "generic":
         paths = [os.path.normpath(k if os.path.isabs(k) else os.path.join(root, k)) for k in keys]
-    else:
+    else:  # osv5m: <id>.jpg; im2gps / geoclip: the file named in the key column
         paths = [os.path.join(root, k + ".jpg" if layout == "osv5m" else k) for k in keys]
 
     exists = np.ones(len(paths), dtype=bool)
@@ -250,6 +265,19 @@ def read_manifest(
         report = StepReport("read", len(out), int(exists.sum()), dropped=dropped)
         table = table.subset(exists, report)
     return table
+
+
+def warn_if_swapped(lat: np.ndarray, lon: np.ndarray, lat_column: str, lon_column: str, source: str) -> None:
+    """Warn (:class:`geocell.errors.SwappedCoordinatesWarning`) when in-range coordinate columns look
+    swapped; see :func:`geocell.plausibility.swapped_columns_check`."""
+    import warnings
+
+    from geocell.errors import SwappedCoordinatesWarning
+    from geocell.plausibility import swapped_columns_check
+
+    check = swapped_columns_check(lat, lon)
+    if check.looks_swapped:
+        warnings.warn(SwappedCoordinatesWarning(check.message(lat_column, lon_column, source)), stacklevel=3)
 
 
 def read_image_folder(root: str | os.PathLike) -> SampleTable:

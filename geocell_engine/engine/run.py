@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -219,48 +219,64 @@ def _cells_summary(task) -> str:
     return f"{len(cells)} {cells.kind} cells, hash {cells.hash[:12]}" if cells is not None else "none"
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: str = "test",
+def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optional[str] = None,
                         dump: Optional[str] = None, out_dir: Optional[str] = None,
                         max_samples: Optional[int] = None, device: Optional[str] = None,
-                        on_bad_image: str = "fail") -> RunSummary:
-    """Evaluate a checkpoint on a data set's split (or a whole manifest); writes a report.
+                        on_bad_image: str = "fail", profiles: Sequence[str] = ("geocell",),
+                        log: Callable[[str], None] = print) -> RunSummary:
+    """Evaluate a checkpoint on a whole benchmark file or on one split; writes a report.
 
-    The run's ``cells.parquet`` beside the checkpoint (same hash) gives cell accuracy too.
-    Missing or unreadable images stop the evaluation (``on_bad_image="fail"``) or are left out,
-    counted in the report and listed in ``bad_images.csv`` (``"skip"``).
+    A manifest without a split column is evaluated whole (``split`` must then be None); with
+    one, ``split`` selects the rows (default ``"test"``); see
+    :func:`geocell_engine.data.dataset.load_eval_split`. Each of ``profiles``
+    (:data:`geocell.profiles.PROFILE_NAMES`) gives one row of the table. The numbers of rows in
+    the file, scored, missing and unreadable are logged and stored in the report
+    (``report.json["rows"]``). The run's ``cells.parquet`` beside the checkpoint (same hash)
+    gives cell accuracy too. Missing or unreadable images stop the evaluation
+    (``on_bad_image="fail"``) or are left out, counted and listed in ``bad_images.csv``
+    (``"skip"``).
     """
+    from geocell.profiles import get_profile
+    from geocell_engine.data.dataset import load_eval_split
     from geocell_engine.engine.device import choose_device, choose_precision
     from geocell_engine.engine.model import load_model
     from geocell_engine.engine.predict import predict_split
-    from geocell_engine.errors import DataError
-    from geocell_engine.evaluation.report import (
-        comparison_table,
-        evaluate,
-        write_report,
-    )
+    from geocell_engine.evaluation.report import RowCounts, comparison_table, evaluate, levels_table, write_report
 
+    chosen = [get_profile(p).name for p in profiles] or ["geocell"]  # unknown names fail before any work
+    # the data first: a file that cannot be evaluated as asked is refused before the model is loaded
+    # (no seed is needed: a file without a split column is evaluated whole, never split at random)
+    data_set = load_eval_split(data, split, on_bad_image=on_bad_image)  # type: ignore[arg-type]
+    account, name = data_set.info.images, data_set.split_name
     device = device or choose_device()
     loaded = load_model(checkpoint, device)
     config, task = loaded.config, loaded.task
-    splits, info = load_splits(data, seed=config.seed, on_bad_image=on_bad_image)
-    if split not in splits:
-        raise DataError(f"unknown split {split!r}; expected train, val or test")
-    account = info.images
-    target = require_usable(screen_split(splits[split].subsample(max_samples, config.seed + 2), config.image_size,
-                                         on_bad_image, account), account)
+    sampled = data_set.split.subsample(max_samples, config.seed + 2)
+    target = require_usable(screen_split(sampled, config.image_size, on_bad_image, account), account)  # type: ignore[arg-type]
     preds = predict_split(loaded.model, task, target, image_size=config.image_size,
                           batch_size=max(64, config.batch_size), device=device,
                           precision=choose_precision(config.precision, device))
-    out = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(str(data)).stem}-{split}"
+    counts = account.counts(name)
+    rows = RowCounts(source=str(data), in_file=data_set.in_file, selected=data_set.selected,
+                     missing=counts["missing"], unreadable=counts["unreadable"], scored=len(preds), split=name,
+                     sampled_out=len(data_set.split) - len(sampled))
+    log(rows.summary())
+    out = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(str(data)).stem}-{name}"
     out.mkdir(parents=True, exist_ok=True)
     if dump:
         preds.dump(dump)
-    results = {"model": evaluate(preds)}
+    results = {("model" if len(chosen) == 1 else f"model [{p}]"): evaluate(preds, profile=p) for p in chosen}
     written = write_report(out, results, None, preds,
-                           {"checkpoint": str(checkpoint), "dataset": f"{info.name} ({info.version})", "split": split,
+                           {"checkpoint": str(checkpoint), "dataset": f"{data_set.info.name} ({data_set.info.version})",
+                            "split": name, "profiles": ", ".join(chosen),
                             "trained on": loaded.checkpoint.get("dataset", {}).get("name"),
                             "cells": _cells_summary(task), "device": device,
-                            "images left out": account.summary()})
+                            "images left out": account.summary()}, rows=rows)
     if len(account):
         account.write(out / "bad_images.csv")
-    return RunSummary(out, comparison_table(list(results.values()), names=list(results)), written.payload)
+    table = "\n".join(get_profile(p).describe() for p in chosen) + "\n\n" + comparison_table(
+        list(results.values()), names=list(results))
+    levels = levels_table(list(results.values()), names=list(results))
+    if levels.strip():
+        table += "\n" + levels
+    return RunSummary(out, table, written.payload)

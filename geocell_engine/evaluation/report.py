@@ -45,6 +45,7 @@ __all__ = [
     "RowCounts",
     "evaluate",
     "comparison_table",
+    "levels_table",
     "per_country_markdown",
     "write_report",
     "WrittenReport",
@@ -183,8 +184,10 @@ class RowCounts:
         missing: selected rows left out because the image file does not exist (or, for
             ``score``, because the truth row has no prediction).
         unreadable: selected rows left out because the image could not be decoded.
-        scored: rows in the metrics (``selected - missing - unreadable``).
+        scored: rows in the metrics (``selected - missing - unreadable - sampled_out``).
         split: the split evaluated, or ``"all"``.
+        missing_what: how :meth:`summary` calls the missing rows.
+        sampled_out: rows left out on purpose by ``--max-samples``.
     """
 
     source: str
@@ -195,22 +198,24 @@ class RowCounts:
     scored: int
     split: str = "all"
     missing_what: str = "missing images"
+    sampled_out: int = 0
 
     def __post_init__(self) -> None:
-        if self.selected - self.missing - self.unreadable != self.scored:
+        if self.selected - self.missing - self.unreadable - self.sampled_out != self.scored:
             raise ReportError(f"row counts do not add up: {self.selected} selected - {self.missing} missing - "
-                              f"{self.unreadable} unreadable != {self.scored} scored")
+                              f"{self.unreadable} unreadable - {self.sampled_out} sampled out != {self.scored} scored")
 
     def summary(self) -> str:
-        """One line, e.g. ``"rows: 3,000 in im2gps3k.csv, 3,000 scored (all), 0 missing images, 0 unreadable"``."""
+        """One line, e.g. ``"rows: 3,000 in im2gps3k.csv, all rows; 3,000 scored, 0 missing images, 0 unreadable"``."""
         where = "all rows" if self.split == "all" else f"split {self.split}: {self.selected:,} rows"
+        sampled = f", {self.sampled_out:,} left out by --max-samples" if self.sampled_out else ""
         return (f"rows: {self.in_file:,} in {self.source}, {where}; {self.scored:,} scored, {self.missing:,} "
-                f"{self.missing_what}, {self.unreadable:,} unreadable")
+                f"{self.missing_what}, {self.unreadable:,} unreadable{sampled}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "in_file": self.in_file, "split": self.split, "selected": self.selected,
                 "missing": self.missing, "missing_what": self.missing_what, "unreadable": self.unreadable,
-                "scored": self.scored}
+                "sampled_out": self.sampled_out, "scored": self.scored}
 
 
 def _jsonable(value: Any) -> Any:
@@ -239,7 +244,8 @@ def _jsonable(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------ evaluate
 def _labels(values: Any, name: str, n: int) -> np.ndarray:
-    arr = np.asarray(values, dtype=object).astype(str).reshape(-1)
+    arr = np.asarray(values)
+    arr = (arr if arr.dtype.kind == "U" else np.asarray(values, dtype=object).astype(str)).reshape(-1)
     if arr.size != n:
         raise ReportError(f"Predictions.{name} has {arr.size} entries, expected {n}")
     return arr
@@ -287,7 +293,9 @@ def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarra
     # that a million rows cost no (N, C) one-hot matrix and no string sorting inside sklearn).
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    _, codes = np.unique(np.concatenate([true[known], pred[known]]), return_inverse=True)
+    import pandas as pd
+
+    codes, _ = pd.factorize(np.concatenate([true[known], pred[known]]))  # hashing: no sort of N strings
     t, p = codes[:known.sum()], codes[known.sum():]
     return ClassificationMetrics(n=int(known.sum()), top_k_accuracy={1: float(np.mean(t == p))},
                                  balanced_accuracy=float(balanced_accuracy_score(t, p)),
@@ -445,6 +453,29 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
     return "\n".join(lines) + "\n"
 
 
+def levels_table(results: Sequence[EvalResult], names: Optional[Sequence[str]] = None) -> str:
+    """Markdown table of the admin levels of each result: correct / n (the level's denominator),
+    accuracy % and how the hit was decided; ``""`` when no result has levels.
+
+    Example:
+        >>> print(levels_table([]), end="")
+        <BLANKLINE>
+    """
+    results = list(results)
+    names = [r.name for r in results] if names is None else [str(x) for x in names]
+    if len(names) != len(results):
+        raise ReportError(f"{len(names)} names for {len(results)} results")
+    lines = []
+    for name, r in zip(names, results):
+        for lv in r.levels:
+            lines.append(f"| {_cell(name)} | {_cell(lv.level)} | {lv.correct:,} / {lv.n:,} | {_fmt_pct(lv.accuracy)} "
+                         f"| {_cell(lv.method)} |")
+    if not lines:
+        return "\n"
+    return "\n".join(["| predictor | level | hits / rows | accuracy % | decided by |",
+                      "| --- | --- | ---: | ---: | --- |", *lines]) + "\n"
+
+
 def per_country_markdown(result: EvalResult, top: int = 20) -> str:
     """The ``top`` countries with the most samples as a Markdown table (count, accuracy %, median km)."""
     lines = ["| country | n | accuracy % | median km |", "| --- | ---: | ---: | ---: |"]
@@ -568,6 +599,9 @@ def write_report(
     other = _other_metrics_markdown(results)
     if other:
         md += ["## Other metrics", "", other]
+    levels = levels_table(list(results.values()), list(results))
+    if levels.strip():
+        md += ["## Admin levels", "", levels]
     if model_result.per_country:
         md += [f"## Per country: {model_key} (top 20 by samples)", "", per_country_markdown(model_result, 20)]
     if extra:

@@ -127,9 +127,9 @@ def test_missing_image_is_named_or_dropped(tmp_path):
     ("row", "error", "match"),
     [
         ("a.jpg,abc,2", InvalidCoordinateError, r"row 0 \(line 2\): column 'lat' holds 'abc'"),
-        ("a.jpg,,2", InvalidCoordinateError, r"row 0 \(line 2\): latitude missing"),
-        ("a.jpg,120,45", InvalidCoordinateError, r"row 0 \(line 2\): latitude 120.0 .*swapped"),
-        ("a.jpg,10,-200", InvalidCoordinateError, r"row 0 \(line 2\): longitude -200.0"),
+        ("a.jpg,,2", InvalidCoordinateError, r"row 0 \(line 2\): column 'lat' \(latitude\) missing"),
+        ("a.jpg,120,45", InvalidCoordinateError, r"row 0 \(line 2\): column 'lat' \(latitude\) 120.0 .*swapped"),
+        ("a.jpg,10,-200", InvalidCoordinateError, r"row 0 \(line 2\): column 'lon' \(longitude\) -200.0"),
         (",10,20", ManifestError, r"row 0 \(line 2\): column 'path' is empty"),
     ],
 )
