@@ -22,8 +22,10 @@ The default threshold (12 of 64 bits) and crop fraction (0.9) were chosen with
 non-overlapping 192 px Blue Marble crops, every copy re-encoded as JPEG quality 40, resized to
 50-100 %, or cropped to 90-100 % of each side at a random offset was found; of copies with all
 three at once 122 of 123; of copies cropped to 80-90 % of each side 90 of 123; and none of the
-7,503 distinct pairs was within the threshold (the closest was 18 bits). Rotations and flips are
-not covered; a larger ``threshold`` (more false matches) or a smaller ``crop_fraction`` reaches
+7,503 distinct pairs was within the threshold (the closest was 18 bits). On bluemarble-v1 (64 px
+patches, test 363 km or more from training) 6 of the 40 million test-training pairs are within
+it, all at exactly 12 bits and all false matches: coastline patches of similar shape (Sinaloa
+against northern Peru). Rotations and flips are not covered; a larger ``threshold`` (more false matches) or a smaller ``crop_fraction`` reaches
 further.
 
 Example:
