@@ -373,7 +373,9 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("clean", help="drop bad coordinates, duplicates and dark/flat/blurry/unreadable images")
     c.add_argument("manifest", type=Path)
     c.add_argument("--out", type=Path, required=True)
-    c.add_argument("--steps", default="coordinates,duplicates,images")
+    c.add_argument("--steps", default="coordinates,duplicates,images",
+                   help="comma-separated, in order: coordinates, duplicates (same position), images (quality), "
+                        "duplicate_images (perceptual hashes; opt-in)")
     c.set_defaults(func=_cmd_data_clean)
     s = sub.add_parser("split", help="write a reproducible train/val/test split (random or spatially disjoint)")
     s.add_argument("manifest", type=Path)
@@ -389,6 +391,20 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--short-side", type=int, default=256)
     r.set_defaults(func=_cmd_data_resize)
+    k = sub.add_parser("leakage", help="test images that duplicate training images, test points near training points")
+    k.add_argument("train", help="training manifest, or bluemarble-v1:train")
+    k.add_argument("test", help="test manifest, or bluemarble-v1:test")
+    k.add_argument("--hamming", type=int, default=None,
+                   help="largest phash and dhash Hamming distance (of 64 bits) of near duplicates (default 12)")
+    k.add_argument("--crop-fraction", type=float, default=None,
+                   help="each of the 9 crops hashed per image keeps this fraction of each side (default 0.9)")
+    k.add_argument("--max-km", type=float, default=1.0,
+                   help="list test points within this distance of a training point (default %(default)s km)")
+    k.add_argument("--no-images", action="store_true", help="compare coordinates only")
+    k.add_argument("--out", type=Path, default=None, help="write the pairs found as CSV (duplicates, then near points)")
+    k.add_argument("--workers", type=int, default=2)
+    k.add_argument("--strict", action="store_true", help="exit with code 1 when anything is found")
+    k.set_defaults(func=_cmd_data_leakage)
 
 
 def _cmd_data_bluemarble(args: argparse.Namespace) -> int:
@@ -502,6 +518,44 @@ def _cmd_play(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return EXIT_OK
+
+def _cmd_data_leakage(args: argparse.Namespace) -> int:
+    from geocell_engine.data.leakage import (
+        DEFAULT_CROP_FRACTION,
+        DEFAULT_HAMMING_THRESHOLD,
+        check_leakage,
+        resolve_images,
+    )
+
+    train_images, train_latlon, train_names = resolve_images(args.train)
+    test_images, test_latlon, test_names = resolve_images(args.test)
+    if args.no_images:
+        train_images = test_images = None
+    report = check_leakage(
+        train_images, test_images, train_latlon=train_latlon, test_latlon=test_latlon,
+        threshold=DEFAULT_HAMMING_THRESHOLD if args.hamming is None else args.hamming,
+        crop_fraction=DEFAULT_CROP_FRACTION if args.crop_fraction is None else args.crop_fraction,
+        max_km=args.max_km, workers=args.workers, train_names=train_names, test_names=test_names)
+    print(report.summary())
+    for _, row in report.duplicates.head(10).iterrows():
+        print(f"  {row.kind:<5} {row.test_name}  ~  {row.train_name}  (phash {row.phash_distance}, "
+              f"dhash {row.dhash_distance} bits)")
+    for _, row in report.nearby.head(10).iterrows():
+        print(f"  near  {test_names[int(row.test_index)]}  ~  {train_names[int(row.train_index)]}  "
+              f"({row.distance_km:.3f} km)")
+    if args.out is not None:
+        import pandas as pd
+
+        from geocell.tables import write_table
+
+        dup = report.duplicates.assign(check="image")
+        near = report.nearby.assign(check="point", kind="near",
+                                    test_name=[test_names[int(i)] for i in report.nearby.get("test_index", [])],
+                                    train_name=[train_names[int(i)] for i in report.nearby.get("train_index", [])])
+        write_table(pd.concat([dup, near], ignore_index=True), args.out)
+        print(f"wrote {args.out}")
+    found = len(report.duplicates) > 0 or len(report.nearby) > 0
+    return 1 if (args.strict and found) else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

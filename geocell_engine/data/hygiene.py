@@ -8,6 +8,9 @@ Steps:
   and longitude that look swapped (reported as such, never silently swapped), the (0, 0)
   placeholder; longitudes in (180, 360] are normalised and counted.
 - :func:`drop_duplicate_coordinates`: later samples at the same position (to ``decimals``).
+- :func:`drop_duplicate_images`: later samples whose image is an exact or near duplicate of an
+  earlier one's, by the perceptual hashes of :mod:`geocell_engine.data.leakage` (the leakage
+  check's hashing; opt-in step ``duplicate_images``, since it decodes every image).
 - :func:`inspect_images` + :func:`clean_images`: unreadable or truncated files are dropped;
   greyscale / CMYK / palette / alpha / 16-bit images are counted as converted (decoders convert
   them to RGB) or dropped with ``convert=False``; near-black, low-variance (flat) and blurry
@@ -46,16 +49,20 @@ __all__ = [
     "QualityThresholds",
     "clean_coordinates",
     "drop_duplicate_coordinates",
+    "drop_duplicate_images",
     "inspect_images",
     "clean_images",
     "clean_manifest",
     "laplacian_variance",
     "STEPS",
+    "ALL_STEPS",
 ]
 
-Step = Literal["coordinates", "duplicates", "images"]
+Step = Literal["coordinates", "duplicates", "images", "duplicate_images"]
 #: Steps of :func:`clean_manifest`, in their default order.
 STEPS: tuple[Step, ...] = ("coordinates", "duplicates", "images")
+#: Every step :func:`clean_manifest` knows (``duplicate_images`` is opt-in: it hashes every image).
+ALL_STEPS: tuple[Step, ...] = STEPS + ("duplicate_images",)
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,82 @@ def drop_duplicate_coordinates(table: SampleTable, *, decimals: int = 5) -> tupl
     report = StepReport(
         "duplicates", n, int((~dup).sum()), dropped=StepReport.make_dropped(rows, paths, "duplicate_coordinates", details),
         thresholds={"decimals": decimals},
+    )
+    return table.subset(~dup, report), report
+
+
+def drop_duplicate_images(
+    table: SampleTable,
+    *,
+    threshold: int | None = None,
+    crop_fraction: float | None = None,
+    workers: int | None = None,
+) -> tuple[SampleTable, StepReport]:
+    """Keep the first sample of each group of duplicate images; later ones are dropped as
+    ``duplicate_image``.
+
+    Images are compared with the leakage check's perceptual hashes
+    (:func:`geocell_engine.data.leakage.hash_images`: phash and dhash of the image and of 9
+    crops): an exact copy or a re-encoded, resized or slightly cropped one is a duplicate. A
+    sample is dropped when it duplicates an earlier one (in table order); the detail names that
+    row and the distances. Unreadable images are left for :func:`clean_images` to report.
+
+    Args:
+        threshold, crop_fraction: as in :func:`geocell_engine.data.leakage.find_duplicate_images`
+            (default: its defaults).
+    """
+    from geocell_engine.data.leakage import (
+        DEFAULT_CROP_FRACTION,
+        DEFAULT_HAMMING_THRESHOLD,
+        LeakageError,
+        _hash_one,
+        _self_pairs,
+    )
+
+    threshold = DEFAULT_HAMMING_THRESHOLD if threshold is None else threshold
+    crop_fraction = DEFAULT_CROP_FRACTION if crop_fraction is None else crop_fraction
+    n = len(table)
+    settings = {"threshold_bits": float(threshold), "crop_fraction": float(crop_fraction)}
+    if n < 2:
+        return table, StepReport("duplicate_images", n, n, thresholds=settings)
+    paths = table.paths
+    readable = np.array([os.path.isfile(p) for p in paths], dtype=bool)
+    idx = np.flatnonzero(readable)
+
+    def one(i: int):
+        try:
+            return _hash_one(paths[i], float(crop_fraction), paths[i])
+        except LeakageError:
+            return None
+
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, idx.tolist()))
+    ok = [int(i) for i, r in zip(idx, results) if r is not None]
+    views = [r[0] for r in results if r is not None]
+    digests = [r[1] for r in results if r is not None]
+    dup = np.zeros(n, dtype=bool)
+    details: dict[int, str] = {}
+    src = table.frame["source_row"].to_numpy()
+    if len(ok) >= 2:
+        from geocell_engine.data.leakage import ImageHashes
+
+        hashes = ImageHashes(np.stack(views), np.array(digests, dtype=object), np.array([paths[i] for i in ok], dtype=object),
+                             float(crop_fraction))
+        pairs = _self_pairs(hashes, int(threshold))
+        ok_arr = np.asarray(ok)
+        for first, later, dp, dd in zip(pairs["i"], pairs["j"], pairs["phash_distance"], pairs["dhash_distance"]):
+            a, b = int(ok_arr[first]), int(ok_arr[later])
+            if dup[b] or dup[a]:
+                continue  # keep the first of a group; a dropped sample does not drop others
+            dup[b] = True
+            kind = "exact copy" if digests[first] == digests[later] else f"phash {dp} / dhash {dd} bits"
+            details[b] = f"duplicate image of row {src[a]} ({kind})"
+    rows, dropped_paths = _rows(table, dup)
+    report = StepReport(
+        "duplicate_images", n, int((~dup).sum()),
+        dropped=StepReport.make_dropped(rows, dropped_paths, "duplicate_image", [details[i] for i in np.flatnonzero(dup)]),
+        thresholds=settings,
     )
     return table.subset(~dup, report), report
 
@@ -323,9 +406,9 @@ def clean_manifest(
     from geocell_engine.data.readers import read_manifest
 
     steps = tuple(steps)
-    unknown = [s for s in steps if s not in STEPS]
+    unknown = [s for s in steps if s not in ALL_STEPS]
     if unknown:
-        raise ValueError(f"unknown hygiene step(s) {unknown}; expected some of {', '.join(STEPS)}")
+        raise ValueError(f"unknown hygiene step(s) {unknown}; expected some of {', '.join(ALL_STEPS)}")
     if isinstance(source, SampleTable):
         table = source
     else:
@@ -335,6 +418,8 @@ def clean_manifest(
             table, _ = clean_coordinates(table, drop_placeholder=drop_placeholder)
         elif step == "duplicates":
             table, _ = drop_duplicate_coordinates(table, decimals=duplicate_decimals)
+        elif step == "duplicate_images":
+            table, _ = drop_duplicate_images(table, workers=workers)
         else:
             table, _ = clean_images(table, thresholds=thresholds, convert=convert, workers=workers)
     digest = write_manifest(table, Path(out))

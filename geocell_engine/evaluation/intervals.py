@@ -67,6 +67,7 @@ __all__ = [
     "BootstrapMethod",
     "bootstrap_intervals",
     "unresampled_intervals",
+    "bootstrap_mean",
     "paired_comparison",
     "metric_label",
     "format_interval",
@@ -545,6 +546,46 @@ def bootstrap_intervals(
         accuracy_at_km={tt: by_key[_accuracy_key(tt)] for tt in cols.thresholds},
         geoscore=by_key["geoscore"], country_top1=country,
     )
+
+
+def bootstrap_mean(
+    values: Any,
+    clusters: Any | None = None,
+    *,
+    level: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    method: BootstrapMethod = "BCa",
+    what: str = "values",
+) -> Interval:
+    """Interval on the mean of any per-sample quantity (a coverage indicator, a region's area),
+    by the same sample / cluster bootstrap as :func:`bootstrap_intervals`.
+
+    Args:
+        values: ``(N,)`` finite numbers (bools count as 0 / 1).
+        clusters: ``(N,)`` cluster ids, or None.
+        what: how error messages name ``values``.
+
+    Example:
+        >>> iv = bootstrap_mean(np.r_[np.ones(90), np.zeros(10)], n_resamples=500)
+        >>> iv.point, iv.low < 0.9 < iv.high
+        (0.9, True)
+    """
+    _check_args(level, n_resamples, method)
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        raise IntervalError(f"{what}[{bad[0]}] is {float(x[bad[0]])!r}; expected finite numbers ({bad.size} such)")
+    point = np.array([x.mean()]) if x.size else np.array([math.nan])
+    stat_plain = lambda a, axis=-1: np.mean(a, axis=axis)[None]  # noqa: E731
+
+    def stat_weighted(w: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return ((w @ x) / w.sum(axis=1))[None]
+
+    ivs, _, _ = _intervals(point, stat_plain, stat_weighted, [x], clusters, x.size, what, level, n_resamples,
+                           seed, method)
+    return ivs[0]
 
 
 def unresampled_intervals(preds: Predictions, n_clusters: int, reason: str, *,

@@ -118,3 +118,18 @@ def test_true_cell_centroid_can_be_beaten():
     ref = true_cell_centroid(cells, [m_lat], [m_lon], ["FRA"])
     assert ref.true_cell[0] in (i, j)
     assert haversine(m_lat, m_lon, ref.pred_lat[0], ref.pred_lon[0]) > 1.0  # km; the mean is at 0 km
+
+
+def test_cell_probabilities(backbone):
+    from heads import GeoModel
+    from heads.classification import CellHead
+
+    from geocell_engine.evaluation.features import cell_probabilities
+
+    head = CellHead(backbone.num_features, 4, cell_lat=[0.0, 10.0, 20.0, 30.0], cell_lon=[0.0, 0.0, 0.0, 0.0])
+    model = GeoModel(backbone, {"region": head})
+    split = regions(n_per=2)
+    p = cell_probabilities(model, split, image_size=32, batch_size=4)
+    assert p.shape == (6, 4) and np.allclose(p.sum(axis=1), 1.0)
+    with pytest.raises(DataError, match="no 'cells' head"):
+        cell_probabilities(model, split, image_size=32, head="cells")
