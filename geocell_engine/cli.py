@@ -160,7 +160,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                               description="Median/mean km, accuracy at 1/25/200/750/2500 km, GeoScore, country "
                                           "top-1/3/5, balanced accuracy, F1, mAP, admin-1 accuracy, per-country table.")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1' or a manifest file")
+    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1', 'bluemarble-v2' or a manifest file")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--dump", default=None, help="write one row per sample (CSV/Parquet) for recomputing any metric")
     p.add_argument("--out-dir", default=None, help="where the report goes (default beside the checkpoint)")
@@ -301,7 +301,9 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="prepare data sets: bluemarble-v1, cleaning, splits, pre-resizing")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
-    b = sub.add_parser("bluemarble", help="build (or check) the bundled bluemarble-v1 data set in the cache")
+    b = sub.add_parser("bluemarble", help="build (or check) a bundled bluemarble data set in the cache")
+    b.add_argument("--version", default="bluemarble-v1", choices=["bluemarble-v1", "bluemarble-v2"],
+                   help="which frozen version (default %(default)s)")
     b.add_argument("--imagery", default="bmng", help="comma-separated maps: bmng, shadedrelief")
     b.add_argument("--rebuild", action="store_true")
     b.set_defaults(func=_cmd_data_bluemarble)
@@ -327,11 +329,11 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_data_bluemarble(args: argparse.Namespace) -> int:
-    from geocell_engine.data.bluemarble import prepare_bluemarble
+    from geocell_engine.data.bluemarble import bluemarble_spec, prepare_bluemarble
 
     info = prepare_bluemarble(imagery=tuple(x.strip() for x in args.imagery.split(",") if x.strip()),
-                              rebuild=args.rebuild)
-    print(f"{info.get('name', 'bluemarble-v1')} at {info['path']}")
+                              rebuild=args.rebuild, spec=bluemarble_spec(args.version))
+    print(f"{info.get('name', args.version)} at {info['path']}")
     for key, value in info.get("sha256", {}).items():
         print(f"  {key:<8}{value}")
     return EXIT_OK
