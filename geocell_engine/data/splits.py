@@ -194,7 +194,10 @@ def spatial_split(
     region = np.full(n, -1, dtype=np.int64)
     seeds: list[int] = []
     seed_split: list[str] = []
-    seed_xyz: list[np.ndarray] = []
+    seed_xyz = np.empty((64, 3), dtype=np.float64)  # rows [:len(seeds)] are the seeds' unit vectors
+    # candidates each split has so far, <= per_region per region: member discs never overlap (seeds
+    # are > 2 * region_km apart), so this equals capped(which, everything) without recounting
+    raw_count = {"val": 0, "test": 0}
     spacing_chord = _chord(2.0 * region_km + buffer_km + _SAFETY_KM)
     member_chord = _chord(region_km)
     reach_chord = _chord(region_km + buffer_km + _SAFETY_KM)
@@ -209,12 +212,12 @@ def spatial_split(
         reached = np.zeros(n, dtype=bool)  # within region + buffer of an accepted seed
 
     def add_region(which: str) -> None:
-        nonlocal pos
+        nonlocal pos, seed_xyz
         while pos < n:
             c = int(order[pos])
             pos += 1
-            if seed_xyz:
-                d = np.sqrt(((np.asarray(seed_xyz) - xyz[c]) ** 2).sum(axis=1))
+            if seeds:
+                d = np.sqrt(((seed_xyz[: len(seeds)] - xyz[c]) ** 2).sum(axis=1))
                 if np.any(d < spacing_chord):
                     continue
             if lab is not None and max_label_loss < 1.0:
@@ -227,9 +230,12 @@ def spatial_split(
                 label_left[:] -= loss
             members = np.asarray(tree.query_ball_point(xyz[c], member_chord), dtype=np.int64)
             region[members] = len(seeds)
+            if len(seeds) == seed_xyz.shape[0]:
+                seed_xyz = np.concatenate([seed_xyz, np.empty_like(seed_xyz)])
+            seed_xyz[len(seeds)] = xyz[c]
             seeds.append(c)
             seed_split.append(which)
-            seed_xyz.append(xyz[c])
+            raw_count[which] += min(members.size, per_region)
             return
         raise SplitError(
             f"ran out of points to seed held-out regions after {len(seeds)} regions; ask for "
@@ -279,8 +285,7 @@ def spatial_split(
 
     # Grow regions on raw (uncapped by labels) counts first, then correct with full evaluations.
     while True:
-        ok_all = np.ones(n, dtype=bool)
-        short = [w for w in ("test", "val") if capped(w, ok_all).size < need[w]]
+        short = [w for w in ("test", "val") if raw_count[w] < need[w]]
         if not short:
             break
         for w in short:

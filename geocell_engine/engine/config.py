@@ -106,7 +106,7 @@ class TrainConfig:
     """
 
     # -- data
-    data: str = option("bluemarble-v1", "data", "'bluemarble-v1' (real NASA Blue Marble patches, built into the "
+    data: str = option("bluemarble-v1", "data", "'bluemarble-v1' or 'bluemarble-v2' (real NASA Blue Marble patches, built into the "
                        "cache on first use) or a manifest CSV/Parquet with image paths and lat/lon", metavar="NAME|FILE")
     split_file: str | None = option(None, "data", "an id,split file from 'cli.py data split' for a --data manifest",
                                     metavar="FILE")
