@@ -76,7 +76,9 @@ def test_numpy_equals_torch_float64(a, b):
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-9)
     m_np = haversine_matrix(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
     m_t = haversine_matrix(*(torch.tensor(x, dtype=torch.float64) for x in (a[:, 0], a[:, 1], b[:, 0], b[:, 1])))
-    np.testing.assert_allclose(m_t.numpy(), m_np, rtol=1e-9, atol=1e-6)
+    # near the antipode the chord -> angle step is ill-conditioned and scipy's and torch's cdist
+    # round differently: up to 0.19 m was seen (hypothesis found it); 1 m bounds that with margin
+    np.testing.assert_allclose(m_t.numpy(), m_np, rtol=1e-9, atol=1e-3)
 
 
 def test_antimeridian_and_poles():
