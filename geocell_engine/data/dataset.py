@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Union
 
 import numpy as np
 
@@ -399,15 +399,30 @@ def load_image(path: str, size: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def _resize_array(images: np.ndarray, size: int):
+def _resize_array(images: np.ndarray, size) -> Any:
+    """``(B, H0, W0, 3)`` uint8 -> ``(B, 3, H, W)`` uint8 tensor; ``size`` as :func:`image_hw` takes it."""
     import torch
     import torch.nn.functional as F
 
+    from geocell_engine.data.transforms import image_hw
+
+    h, w = image_hw(size)
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    if batch.shape[-1] != size or batch.shape[-2] != size:
-        batch = F.interpolate(batch.float(), size=(size, size), mode="bilinear", antialias=True,
+    if batch.shape[-2] != h or batch.shape[-1] != w:
+        batch = F.interpolate(batch.float(), size=(h, w), mode="bilinear", antialias=True,
                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
     return batch
+
+
+def _square_decoder(image_size) -> Callable[[str], np.ndarray]:
+    """The default file decoder: :func:`load_image` (square sizes) or the photo evaluation
+    transform with its defaults (other shapes), ``(3, H, W)`` uint8 out."""
+    from geocell_engine.data.transforms import EvalDecoder, PhotoTransformSettings, image_hw
+
+    h, w = image_hw(image_size)
+    if h == w:
+        return lambda path: load_image(path, h).transpose(2, 0, 1)
+    return EvalDecoder(PhotoTransformSettings(h, w))
 
 
 def _record_bad(bad_log: Union[BadImageLog, ImageAccount, None], record: BadImage) -> None:
@@ -421,24 +436,30 @@ def iterate_batches(
     split: GeoSplit,
     index: np.ndarray,
     batch_size: int,
-    image_size: int,
+    image_size: Union[int, str, tuple[int, int]],
     on_bad_image: OnBadImage = "fail",
     bad_log: Union[BadImageLog, ImageAccount, None] = None,
+    decode: Optional[Callable[[str], np.ndarray]] = None,
 ) -> Iterator[tuple[Any, np.ndarray]]:
-    """Yield ``(images uint8 (B, 3, S, S) tensor, sample indices (B,))`` over ``index`` in order.
+    """Yield ``(images uint8 (B, 3, H, W) tensor, sample indices (B,))`` over ``index`` in order.
 
     Args:
         split: in-memory or file-backed samples.
         index: ``(M,)`` int sample indices into ``split``, in the order wanted.
         batch_size: B, at most; a batch is smaller by the images left out.
-        image_size: S, px.
+        image_size: a side S (H = W = S), ``"WxH"`` or ``(H, W)``, px.
         on_bad_image: an image from a path that cannot be read raises :class:`DataError` naming
             its manifest line and file (``"fail"``), or is left out of its batch (``"skip"``);
             a batch whose images are all bad is not yielded at all.
         bad_log: where ``"skip"`` records what it left out: an :class:`ImageAccount` (under
             ``split.name``) or a :class:`BadImageLog` (one line per image); None records nothing.
+        decode: an image file -> ``(3, H, W)`` uint8 (e.g.
+            :class:`geocell_engine.data.transforms.EvalDecoder`); default :func:`load_image`.
     """
     import torch
+
+    if decode is None and split.images is None:
+        decode = _square_decoder(image_size)
 
     for start in range(0, len(index), batch_size):
         idx = np.asarray(index[start:start + batch_size])
@@ -451,7 +472,7 @@ def iterate_batches(
         arrays, kept = [], []
         for i in idx:
             try:
-                arrays.append(load_image(split.paths[i], image_size))
+                arrays.append(decode(split.paths[i]))  # type: ignore[misc]
                 kept.append(i)
             except _BAD_IMAGE_ERRORS as exc:
                 record = _bad_image(split, int(i), exc)
@@ -459,20 +480,21 @@ def iterate_batches(
                     raise DataError(f"{record.message()}; {_SKIP_HINT}") from exc
                 _record_bad(bad_log, record)
         if kept:
-            yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), np.asarray(kept)
+            yield torch.from_numpy(np.stack(arrays)), np.asarray(kept)
 
 
-def _try_load(path: str, size: int) -> Optional[BaseException]:
-    """None if ``path`` decodes to a ``(size, size, 3)`` image, else the exception it raised."""
+def _try_load(path: str, decode: Callable[[str], np.ndarray]) -> Optional[BaseException]:
+    """None if ``decode(path)`` succeeds, else the exception it raised."""
     try:
-        load_image(path, size)
+        decode(path)
     except _BAD_IMAGE_ERRORS as exc:
         return exc
     return None
 
 
-def screen_split(split: GeoSplit, image_size: int, on_bad_image: OnBadImage,
-                 account: Optional[ImageAccount], threads: int = 4) -> GeoSplit:
+def screen_split(split: GeoSplit, image_size: Union[int, str, tuple[int, int]], on_bad_image: OnBadImage,
+                 account: Optional[ImageAccount], threads: int = 4,
+                 decode: Optional[Callable[[str], np.ndarray]] = None) -> GeoSplit:
     """The samples of ``split`` whose image can be decoded, each image decoded once.
 
     Call it on the evaluation splits before anything is scored, so that the model and every
@@ -482,7 +504,8 @@ def screen_split(split: GeoSplit, image_size: int, on_bad_image: OnBadImage,
 
     Args:
         split: N samples; an in-memory split (bluemarble) is returned as it is.
-        image_size: S, px, the side the images will be decoded at.
+        image_size: the size the images will be decoded at (as :func:`iterate_batches` takes it).
+        decode: the decoder the batches will use (default :func:`load_image`).
         on_bad_image: ``"fail"`` raises on the first bad image in split order; ``"skip"`` leaves
             bad images out and records them in ``account`` under ``split.name``.
         account: where ``"skip"`` records (None: nowhere).
@@ -511,7 +534,8 @@ def screen_split(split: GeoSplit, image_size: int, on_bad_image: OnBadImage,
     ok = np.ones(len(split), dtype=bool)
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(split)))) as pool:
         # map() yields in split order, so "fail" names the first bad row, not the first to finish
-        results = pool.map(_try_load, [str(p) for p in split.paths], [image_size] * len(split))
+        decode = decode or _square_decoder(image_size)
+        results = pool.map(_try_load, [str(p) for p in split.paths], [decode] * len(split))
         for i, exc in enumerate(results):
             if exc is None:
                 continue

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Union
 
 from geocell.constants import DISTANCE_CLIP_KM, LABEL_SMOOTHING_TAU_KM
+from geocell_engine.data.transforms import image_hw
 from geocell_engine.errors import ConfigError
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "format_value",
     "load_yaml_config",
     "resolve_config",
+    "image_hw",
 ]
 
 #: ``--help`` groups of the train flags, in the order they are shown.
@@ -77,7 +79,7 @@ def head_tasks() -> tuple[str, ...]:
 
 def option(default: Any, group: str, help: str, *, choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
            ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
-           metavar: str | None = None) -> Any:
+           metavar: str | None = None, size: bool = False) -> Any:
     """A :class:`TrainConfig` field with its documentation and bounds in ``field.metadata``.
 
     Args:
@@ -87,11 +89,12 @@ def option(default: Any, group: str, help: str, *, choices: tuple[str, ...] | Ca
         choices: the allowed strings, or a function returning them (read at validation time).
         ge, gt, le, lt: inclusive / exclusive bounds of a number (of each weight of a mapping).
         metavar: the placeholder ``--help`` shows for the flag's value.
+        size: an image size: an int side or ``"WIDTHxHEIGHT"`` text (annotate ``int | str``).
     """
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
     metadata = {"group": group, "help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
-                "metavar": metavar}
+                "metavar": metavar, "size": size}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -118,14 +121,41 @@ class TrainConfig:
     s2_tau_min: int = option(20, "data", "S2 cells: cells with fewer training samples are dropped", ge=1)
     s2_tau_max: int = option(400, "data", "S2 cells: cells with more training samples are split; "
                              "at least s2_tau_min", ge=1)
-    image_size: int = option(64, "data", "input side in pixels", ge=1)
+    image_size: int | str = option(64, "data", "model input in pixels: a side (64, 224) or WIDTHxHEIGHT (320x180)",
+                                   size=True, metavar="N|WxH")
     max_train_samples: int | None = option(None, "data", "train on at most this many samples; none: all", ge=1)
     max_eval_samples: int | None = option(None, "data", "validate and test on at most this many samples each; "
                                           "none: all", ge=1)
-    augment: bool = option(True, "data", "jitter training images (brightness / contrast +-10%, small shifts)")
+    augment: bool = option(True, "data", "augment training images (see --augment-kind)")
+    augment_kind: Literal["auto", "satellite", "photo"] = option(
+        "auto", "data", "satellite: brightness / contrast +-10% and small shifts, north-up (bluemarble); photo: "
+        "timm's random resized crop, rotation, colour jitter, RandAugment, erasing; auto: satellite for in-memory "
+        "patches, photo for image files")
+    crop_scale: float = option(0.5, "data", "photo: smallest area fraction of a random resized crop (timm "
+                               "scale=(X, 1))", gt=0.0, le=1.0)
+    random_crop: int | None = option(None, "data", "photo: instead of a random resized crop, a random crop of "
+                                     "this many px (shorter side, original pixels) resized to --image-size", ge=1)
+    frame_fit: Literal["crop", "letterbox"] = option("crop", "data", "photo: a frame of another shape than the "
+                                                     "input is cropped to it, or letterboxed (padded)")
+    crop_pct: float = option(1.0, "data", "photo evaluation: resize to image-size / crop-pct, then centre crop "
+                             "(timm crop_pct; 1: the whole shorter side)", gt=0.0, le=1.0)
+    hflip: float = option(0.0, "data", "photo: horizontal flip probability (off: a flip swaps the side of the "
+                          "road cars drive on, a country cue)", ge=0.0, le=1.0)
+    rotate_deg: float = option(10.0, "data", "photo: random rotation up to +-this many degrees", ge=0.0, le=180.0)
+    color_jitter: float = option(0.2, "data", "photo: brightness / contrast / saturation jitter (timm)", ge=0.0)
+    rand_augment: str = option("none", "data", "photo: timm RandAugment spec, e.g. rand-m6-n2; none: off",
+                               metavar="SPEC")
+    random_erasing: float = option(0.0, "data", "photo: probability of timm random erasing (per-pixel noise)",
+                                   ge=0.0, le=1.0)
+    interpolation: Literal["bilinear", "bicubic"] = option("bilinear", "data", "photo: resize filter")
+    balanced_sampling: bool = option(False, "data", "draw training samples with replacement, weighted "
+                                     "count(country) ** -balance_power (torch WeightedRandomSampler)")
+    balance_power: float = option(1.0, "data", "with --balanced-sampling: 1 makes every country equally likely, "
+                                  "0.5 is softer", ge=0.0)
     on_bad_image: Literal["skip", "fail"] = option("fail", "data", "unreadable images: leave them out and count "
                                                    "them (skip), or stop (fail)")
-    num_workers: int = option(0, "data", "data loader worker processes (not read by the engine yet)", ge=0)
+    num_workers: int | None = option(None, "data", "data loader worker processes decoding image files; none: "
+                                     "measured default (0 on a CPU, see benchmarks/bench_loader.py)", ge=0)
     # -- model: task, backbone, heads and their losses
     task: str = option("region", "model", "what to predict, a registered task: region (geocells), country, "
                        "latlon, distance, or multi (several heads on one backbone, see --multi-tasks)",
@@ -140,8 +170,10 @@ class TrainConfig:
     backbone: str = option("tf_efficientnet_lite0", "model", "any timm model name", metavar="NAME")
     pretrained: bool = option(True, "model", "start the backbone from ImageNet weights (offline for "
                               "EfficientNet-Lite0/2, or --weights); --no-pretrained: random weights")
-    weights: str | None = option(None, "model", "a local state-dict file for the pretrained backbone",
-                                 metavar="FILE")
+    weights: str | None = option(None, "model", "a local weights file for the pretrained backbone (a timm "
+                                 "state dict, .pth / .bin / .safetensors)", metavar="FILE")
+    dropout: float = option(0.0, "model", "dropout before the heads (timm drop_rate)", ge=0.0, lt=1.0)
+    drop_path: float = option(0.0, "model", "stochastic depth (timm drop_path_rate)", ge=0.0, lt=1.0)
     init_from: str | None = option(None, "model", "another run's checkpoint to start from (task-aware "
                                    "pretraining); copies the backbone", metavar="CHECKPOINT")
     init_heads: bool = option(False, "model", "with --init-from: copy the heads too (the country vocabulary "
@@ -168,6 +200,12 @@ class TrainConfig:
     ema_decay: float = option(0.998, "optimisation", "EMA decay per step", gt=0.0, lt=1.0)
     patience: int = option(3, "optimisation", "stop after this many epochs without a better validation score",
                            ge=1)
+    mixup_alpha: float = option(0.0, "optimisation", "MixUp Beta alpha (timm Mixup); with --cutmix-alpha the "
+                                "classifier losses become multi-label BCE; 0: off", ge=0.0)
+    cutmix_alpha: float = option(0.0, "optimisation", "CutMix Beta alpha (timm Mixup); 0: off", ge=0.0)
+    mixup_prob: float = option(1.0, "optimisation", "probability of mixing a batch", ge=0.0, le=1.0)
+    mixup_switch_prob: float = option(0.5, "optimisation", "probability of CutMix instead of MixUp when both "
+                                      "are on", ge=0.0, le=1.0)
     # -- run
     precision: Literal["auto", "bf16", "fp32"] = option("auto", "run", "autocast dtype; auto: bf16 on GPUs that "
                                                         "support it, else fp32")
@@ -233,7 +271,7 @@ _QUICK_SOURCE = "the --quick preset"
 class _Kind:
     """What a field's annotation allows: ``base`` is bool, int, float, str, tuple or dict."""
 
-    base: type
+    base: type | str  # bool, int, float, str, tuple, dict, or "size"
     optional: bool
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None
 
@@ -266,7 +304,8 @@ def _kinds() -> dict[str, _Kind]:
     """Each field's :class:`_Kind` (annotations are strings here: resolved once, on first use)."""
     if not _KINDS:
         hints = typing.get_type_hints(TrainConfig)
-        _KINDS.update({f.name: _kind_of(hints[f.name], f.metadata.get("choices")) for f in fields(TrainConfig)})
+        _KINDS.update({f.name: _Kind("size", False, None) if f.metadata.get("size")
+                       else _kind_of(hints[f.name], f.metadata.get("choices")) for f in fields(TrainConfig)})
     return _KINDS
 
 
@@ -318,6 +357,8 @@ def _expected(name: str) -> str:
         text = "an integer" + (f" {bounds}" if bounds else "")
     elif kind.base is float:
         text = "a number" + (f" {bounds}" if bounds else "")
+    elif kind.base == "size":
+        text = "a side in px (an integer >= 1, e.g. 224) or WIDTHxHEIGHT (e.g. 320x180)"
     elif kind.base is str:
         text = f"one of {', '.join(choices)}" if choices else "a non-empty string"
     elif kind.base is tuple:
@@ -354,6 +395,28 @@ def _number(value: Any, integer: bool, meta: Mapping[str, Any]) -> int | float:
     return value
 
 
+_SIZE_TEXT = re.compile(r"\s*([0-9]+)\s*[xX]\s*([0-9]+)\s*")
+
+
+def _image_size(value: Any) -> int | str:
+    """An image size normalised: a square is its side (int), another shape ``"WxH"`` text."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_TEXT.fullmatch(text):
+            value = int(text)
+        else:
+            match = _SIZE_TEXT.fullmatch(text)
+            if match is None:
+                raise _Bad()
+            w, h = int(match.group(1)), int(match.group(2))
+            if w < 1 or h < 1:
+                raise _Bad()
+            return w if w == h else f"{w}x{h}"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Bad()
+    return value
+
+
 def _check_value(name: str, value: Any) -> Any:
     """The value normalised for field ``name``; raises :class:`_Bad` if it does not fit."""
     kind, meta = _kinds()[name], _fields()[name].metadata
@@ -367,6 +430,8 @@ def _check_value(name: str, value: Any) -> Any:
         return value
     if kind.base in (int, float):
         return _number(value, kind.base is int, meta)
+    if kind.base == "size":
+        return _image_size(value)
     choices = _choices(kind)
     if kind.base is str:
         if not isinstance(value, str) or not value or (choices and value not in choices):
@@ -427,7 +492,34 @@ def validate_values(values: Mapping[str, Any], source: str | Mapping[str, str]) 
         raise pair_error("cell_min_samples", "cell_max_samples", "at least 2 x cell_min_samples for semantic cells")
     if get("cells") == "s2" and get("s2_tau_max") < get("s2_tau_min"):
         raise pair_error("s2_tau_min", "s2_tau_max", "at least s2_tau_min for S2 cells")
+    if "rand_augment" in out and out["rand_augment"] != "none":
+        _check_rand_augment(out["rand_augment"], where("rand_augment"))
     return out
+
+
+#: One part of a timm RandAugment spec after ``rand``: magnitude, ops, std, max, increasing, prob, weights.
+_RAND_PART = re.compile(r"(m|mstd|mmax|p)[0-9]*\.?[0-9]+|(n|w|inc)[0-9]+")
+
+
+def _check_rand_augment(spec: str, source: str) -> None:
+    """Refuse a RandAugment spec timm cannot build, naming it (timm's format: rand-m9-n2-mstd0.5)."""
+    problem = None
+    parts = spec.split("-")
+    unknown = [part for part in parts[1:] if not _RAND_PART.fullmatch(part)]
+    if parts[0] != "rand":
+        problem = "it must start with 'rand-' (timm's format, e.g. rand-m6-n2)"
+    elif unknown:
+        problem = (f"unknown part {unknown[0]!r} (timm would ignore it silently); parts are m<magnitude>, "
+                   "n<ops>, mstd<std>, mmax<max>, inc<0|1>, p<prob>, w<weights>")
+    else:
+        try:
+            from timm.data.auto_augment import rand_augment_transform
+
+            rand_augment_transform(spec, {})
+        except (AssertionError, ValueError, KeyError, IndexError) as exc:
+            problem = f"timm cannot read it ({type(exc).__name__}: {exc})" if str(exc) else "timm cannot read it"
+    if problem:
+        raise ConfigError(f"{source}: rand_augment {spec!r}: {problem}; 'none' turns it off")
 
 
 # ------------------------------------------------------------------------------- flag text

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
 from geocell_engine.data.accounting import ImageAccount
-from geocell_engine.data.dataset import GeoSplit, iterate_batches
+from geocell_engine.data.dataset import GeoSplit
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.device import DistContext, autocast, choose_precision
+from geocell_engine.data.loader import epoch_order
+from geocell_engine.engine.inputs import BatchMixing, TrainInput, augment_batch, augment_kind, describe_recipe
 from geocell_engine.engine.model import build_model
 from geocell_engine.engine.predict import predict_split
 from geocell_engine.engine.tasks import Task
@@ -34,32 +37,6 @@ __all__ = ["fit", "train_one_epoch", "validate", "FitResult", "EpochProgress", "
 
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
-
-
-def augment_batch(images, generator):
-    """Mild photometric jitter per image (brightness / contrast +-10%) and a random shift of up
-    to 1/16 of the side (reflect padding); the patches stay north-up.
-
-    Args:
-        images: (B, 3, H, W) float in [0, 1].
-        generator: a seeded ``torch.Generator`` (CPU).
-
-    Returns:
-        (B, 3, H, W) float in [0, 1].
-    """
-    import torch
-    import torch.nn.functional as F
-
-    b, _, h, w = images.shape
-    bright = 1.0 + (torch.rand(b, 1, 1, 1, generator=generator) - 0.5) * 0.2
-    contrast = 1.0 + (torch.rand(b, 1, 1, 1, generator=generator) - 0.5) * 0.2
-    bright, contrast = bright.to(images.device), contrast.to(images.device)
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    images = ((images - mean) * contrast + mean) * bright
-    pad = max(1, h // 16)
-    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
-    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy:dy + h, dx:dx + w].clamp(0, 1)
 
 
 @dataclass
@@ -105,14 +82,16 @@ class EpochProgress:
         return {"train_loss": self.loss_sum / n, **{f"train_loss_{k}": v / n for k, v in self.parts_sum.items()}}
 
 
-def train_one_epoch(loop: _Loop, task: Task, train: GeoSplit, targets: Mapping[str, Any], order: np.ndarray,
-                    config: TrainConfig, device: str, precision: str, bad_log: ImageAccount,
+def train_one_epoch(loop: _Loop, task: Task, batches: Iterable[tuple[Any, np.ndarray]], targets: Mapping[str, Any],
+                    config: TrainConfig, device: str, precision: str, mixing: BatchMixing,
                     progress: Optional[Any] = None, done: Optional[EpochProgress] = None,
                     after_step: Optional[Callable[[EpochProgress], None]] = None) -> EpochProgress:
-    """One pass over ``order`` (indices into ``train``), from micro-batch ``done.micro`` on.
+    """One pass over ``batches`` (the rest of an epoch after micro-batch ``done.micro``).
 
     Args:
+        batches: ``(uint8 (B, 3, H, W) images, sample indices (B,))`` (:meth:`TrainInput.epoch`).
         targets: the task's per-sample targets as CPU tensors (``task.targets(train)``).
+        mixing: the on-device augmentation, erasing and MixUp / CutMix (:class:`BatchMixing`).
         done: what a resumed epoch had done before (None: start of the epoch).
         after_step: called after every optimizer step with the progress so far (mid-epoch
             checkpoints). A last partial accumulation at the end of the epoch is stepped too.
@@ -136,16 +115,13 @@ def train_one_epoch(loop: _Loop, task: Task, train: GeoSplit, targets: Mapping[s
             loop.ema.update(_unwrap(model), step=loop.step)
 
     optimizer.zero_grad(set_to_none=True)
-    rest = order[state.micro * config.batch_size:]
-    for images, idx in iterate_batches(train, rest, config.batch_size, config.image_size, config.on_bad_image, bad_log):
-        x = images.to(device, non_blocking=True).float().div_(255.0)
-        if config.augment:
-            x = augment_batch(x, loop.generator)
+    for images, idx in batches:
+        x, mix = mixing.images(images.to(device, non_blocking=True).float().div_(255.0))
         t_idx = torch.as_tensor(idx)
         batch_targets = {k: v[t_idx].to(device, non_blocking=True) for k, v in targets.items()}
         with autocast(device, precision):
             outputs = model(x)
-        loss, parts = task.loss(outputs, batch_targets)
+        loss, parts = mixing.loss(task, outputs, batch_targets, mix)
         (loss / config.accum_steps).backward()
         pending += 1
         state.micro += 1
@@ -184,6 +160,8 @@ def validate(model, task: Task, val: GeoSplit, config: TrainConfig, device: str,
 def _setup(config: TrainConfig, task: Task, train: GeoSplit, ctx: DistContext, log) -> tuple[_Loop, int]:
     import torch
     torch.manual_seed(config.seed)
+    random.seed(config.seed)  # timm's random erasing and Mixup draw from these two
+    np.random.seed(config.seed % 2**32)
     model = build_model(config, task).to(ctx.device)
     if config.init_from:
         init_from_checkpoint(model, task, config.init_from, heads=config.init_heads, log=log)
@@ -303,8 +281,18 @@ def fit(
     bad_log = account if account is not None else ImageAccount()
     started, images_seen, train_seconds = time.perf_counter(), 0, 0.0
     stopped_early = False
+    model_mean = tuple(float(m) for m in _unwrap(loop.model).mean.flatten().tolist())
+    mixing = BatchMixing(config, augment_kind(config, train), task, _unwrap(loop.model).mean.cpu(),
+                         _unwrap(loop.model).std.cpu(), loop.generator)
+    weights = None
+    if config.balanced_sampling:
+        from geocell_engine.data.splits import balanced_weights
+
+        weights = balanced_weights(train.country, power=config.balance_power)
+    source = TrainInput(train, config, device, model_mean, bad_log)
     log(f"training {task.describe()} on {len(train):,} images ({precision}, {device}, "
         f"{ctx.world_size} process{'es' if ctx.world_size > 1 else ''}), validating on {len(val):,}")
+    log(source.describe() + (f"; {describe_recipe(config)}" if describe_recipe(config) else ""))
 
     def payload(epoch_done: int, in_epoch: Optional[EpochProgress]) -> dict[str, Any]:
         return {
@@ -321,8 +309,7 @@ def fit(
         if since_best >= config.patience:
             stopped_early = True
             break
-        rng = np.random.default_rng(config.seed * 1000 + epoch)
-        order = rng.permutation(len(train))[ctx.rank::ctx.world_size][:shard]
+        order = epoch_order(len(train), config.seed, epoch, weights)[ctx.rank::ctx.world_size][:shard]
         done, resumed = resumed, None
         bar = tqdm(total=len(order), initial=min(len(order), (done.micro if done else 0) * config.batch_size),
                    unit="img", desc=f"epoch {epoch}/{config.epochs}",
@@ -337,8 +324,13 @@ def fit(
                     hook("checkpoint", epoch, loop.step)
 
         epoch_start = time.perf_counter()
-        progress = train_one_epoch(loop, task, train, targets, order, config, device, precision, bad_log, bar,
-                                   done=done, after_step=after_step)
+        batches = source.epoch(order, epoch, skip=done.micro if done else 0)
+        try:
+            progress = train_one_epoch(loop, task, batches, targets, config, device, precision, mixing, bar,
+                                       done=done, after_step=after_step)
+        except BaseException:
+            source.close()
+            raise
         bar.close()
         if progress.batches == 0:
             raise DataError(f"epoch {epoch}: none of the {len(order):,} training images could be read "
@@ -372,6 +364,7 @@ def fit(
             flags = torch.tensor([since_best], dtype=torch.long)
             dist.broadcast(flags, src=0)
             since_best = int(flags.item())
+    source.close()
     unreadable = bad_log.records("train")
     if unreadable:
         log(f"left out {len(unreadable)} unreadable training images; first: {unreadable[0].message()}")

@@ -10,11 +10,12 @@ from typing import Any, Optional
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.tasks import Task
 
-__all__ = ["build_model", "LoadedModel", "load_model"]
+__all__ = ["build_model", "require_weights", "LoadedModel", "load_model"]
 
 
 def build_model(config: TrainConfig, task: Task, pretrained: Optional[bool] = None):
-    """A ``heads.GeoModel`` with the run's backbone and the task's heads.
+    """A ``heads.GeoModel`` with the run's backbone and the task's heads (``config.dropout`` and
+    ``config.drop_path`` become timm's ``drop_rate`` / ``drop_path_rate``).
 
     Args:
         pretrained: overrides ``config.pretrained`` (False when weights come from a checkpoint).
@@ -24,8 +25,27 @@ def build_model(config: TrainConfig, task: Task, pretrained: Optional[bool] = No
     use_pretrained: Any = config.pretrained if pretrained is None else pretrained
     if use_pretrained and config.weights:
         use_pretrained = config.weights
-    backbone = Backbone(config.backbone, pretrained=use_pretrained, channels_last=config.channels_last)
+    rates = {k: v for k, v in (("drop_rate", config.dropout), ("drop_path_rate", config.drop_path)) if v > 0}
+    backbone = Backbone(config.backbone, pretrained=use_pretrained, channels_last=config.channels_last, **rates)
     return GeoModel(backbone, task.build_heads(backbone.num_features))
+
+
+def require_weights(config: TrainConfig) -> None:
+    """Fail fast, before any data is read, when the run's pretrained weights are not on this machine.
+
+    Raises:
+        heads.weights.WeightsError: a ``--weights`` file that does not exist, or hub weights
+            that are not in the local cache (one line naming them and how to pass a file).
+    """
+    from heads.weights import OFFLINE_WEIGHTS, WeightsError, hub_weights_file
+
+    if not config.pretrained:
+        return
+    if config.weights:
+        if not Path(config.weights).is_file():
+            raise WeightsError(f"--weights {config.weights}: no such file")
+    elif config.backbone not in OFFLINE_WEIGHTS:
+        hub_weights_file(config.backbone)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -28,13 +28,15 @@ def _unwrap(model):
 
 def predict_split(model, task: Task, split: GeoSplit, *, image_size: int, batch_size: int = 64,
                   device: str = "cpu", precision: str = "fp32", name: str = "model",
-                  on_bad_image: str = "fail", bad_log: Optional[BadImageLog] = None) -> Predictions:
+                  on_bad_image: str = "fail", bad_log: Optional[BadImageLog] = None,
+                  decode: Optional[Callable[[str], np.ndarray]] = None) -> Predictions:
     """Run the model over a split and collect everything the report needs.
 
     Args:
         model: a GeoModel (or its DDP wrapper) on ``device``.
-        image_size: the side the model was trained at, px.
-        on_bad_image, bad_log: see :func:`geocell_engine.data.dataset.iterate_batches`.
+        image_size: the size the model was trained at (a side, ``"WxH"`` or ``(H, W)``), px.
+        on_bad_image, bad_log, decode: see :func:`geocell_engine.data.dataset.iterate_batches`
+            (``decode``: :func:`geocell_engine.data.transforms.eval_decoder` of the run's config).
 
     Returns:
         :class:`Predictions` of the samples that could be read, in split order.
@@ -48,7 +50,8 @@ def predict_split(model, task: Task, split: GeoSplit, *, image_size: int, batch_
     lat_out, lon_out, proba_out, kept_out, admin1_out = [], [], [], [], []
     collected: dict[str, list] = {}
     with torch.no_grad():
-        for images, idx in iterate_batches(split, np.arange(len(split)), batch_size, image_size, on_bad_image, bad_log):
+        for images, idx in iterate_batches(split, np.arange(len(split)), batch_size, image_size, on_bad_image, bad_log,
+                                           decode=decode):
             x = images.to(device, non_blocking=True)
             with autocast(device, precision):
                 outputs = model(x)
@@ -96,7 +99,7 @@ def predict_images(checkpoint: str | os.PathLike, paths: Sequence[str], k: int =
     """
     import torch
 
-    from geocell_engine.data.dataset import load_image
+    from geocell_engine.data.transforms import eval_decoder
     from geocell_engine.engine.device import choose_device, choose_precision
     from geocell_engine.engine.model import load_model
     from geocell_engine.errors import DataError
@@ -106,13 +109,13 @@ def predict_images(checkpoint: str | os.PathLike, paths: Sequence[str], k: int =
     device = device or choose_device()
     loaded = load_model(checkpoint, device)
     config, task = loaded.config, loaded.task
-    arrays = []
+    arrays, decode = [], eval_decoder(config)
     for path in paths:
         try:
-            arrays.append(load_image(path, config.image_size))
+            arrays.append(decode(path))
         except (OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"{path}: cannot read image: {exc}") from exc
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().to(device)
+    x = torch.from_numpy(np.stack(arrays)).to(device)
     with torch.no_grad(), autocast(device, choose_precision(config.precision, device)):
         pred = task.predict(loaded.model, x, k=k)
     lat, lon = pred.lat.double().cpu().numpy(), pred.lon.double().cpu().numpy()

@@ -27,6 +27,7 @@ from geocell_engine.data.dataset import (
     robustness_split,
     screen_split,
 )
+from geocell_engine.data.transforms import eval_decoder
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.errors import DataError, RunInterrupted
 
@@ -72,7 +73,8 @@ def _images_of(split: GeoSplit, config: TrainConfig, account, limit: int = 20_00
 
     index = np.arange(min(len(split), limit))
     arrays, kept = [], []
-    for images, idx in iterate_batches(split, index, 256, config.image_size, config.on_bad_image, account):
+    for images, idx in iterate_batches(split, index, 256, config.image_size, config.on_bad_image, account,
+                                       decode=eval_decoder(config)):
         arrays.append(images.permute(0, 2, 3, 1).numpy())
         kept.append(idx)
     return np.concatenate(arrays), np.concatenate(kept)
@@ -115,6 +117,9 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         write_report,
     )
 
+    from geocell_engine.engine.model import require_weights
+
+    require_weights(config)  # before the run folder exists: a missing file leaves nothing behind
     ctx = setup_distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -137,8 +142,10 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         account = info.images
         # val and test are screened once, so that the model and every baseline see the same samples
         train = require_usable(splits["train"].subsample(config.max_train_samples, config.seed), account)
+        decode = eval_decoder(config)
         val, test = (require_usable(screen_split(splits[name].subsample(config.max_eval_samples, config.seed + k),
-                                                 config.image_size, config.on_bad_image, account), account)
+                                                 config.image_size, config.on_bad_image, account, decode=decode),
+                                    account)
                      for name, k in (("val", 1), ("test", 2)))
         log(f"data: {info.name} ({info.version}); train {len(train):,}, val {len(val):,}, test {len(test):,} "
             f"(loaded in {time.perf_counter() - start:.1f} s)")
@@ -164,7 +171,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     precision = choose_precision(config.precision, device)
     predict = functools.partial(predict_split, model, task, image_size=config.image_size,
                                 batch_size=max(64, config.batch_size), device=device, precision=precision,
-                                on_bad_image=config.on_bad_image)
+                                on_bad_image=config.on_bad_image, decode=eval_decoder(config))
     preds = predict(test)
     preds.dump(run_dir / "predictions.csv")
     results = {"model": evaluate(preds)}
@@ -252,10 +259,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     loaded = load_model(checkpoint, device)
     config, task = loaded.config, loaded.task
     sampled = data_set.split.subsample(max_samples, config.seed + 2)
-    target = require_usable(screen_split(sampled, config.image_size, on_bad_image, account), account)  # type: ignore[arg-type]
+    decode = eval_decoder(config)
+    target = require_usable(screen_split(sampled, config.image_size, on_bad_image, account, decode=decode),  # type: ignore[arg-type]
+                            account)
     preds = predict_split(loaded.model, task, target, image_size=config.image_size,
                           batch_size=max(64, config.batch_size), device=device,
-                          precision=choose_precision(config.precision, device))
+                          precision=choose_precision(config.precision, device), decode=decode)
     counts = account.counts(name)
     rows = RowCounts(source=str(data), in_file=data_set.in_file, selected=data_set.selected,
                      missing=counts["missing"], unreadable=counts["unreadable"], scored=len(preds), split=name,

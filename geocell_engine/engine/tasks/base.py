@@ -143,12 +143,14 @@ class Task:
         score_name: what :meth:`score` measures (lower is better), for logs.
         composite: whether the task combines other tasks (``multi``); a composite task cannot be
             one of ``multi_tasks`` or a ``loss_weights`` key.
+        supports_mixup: whether :meth:`mixed_loss` can train on MixUp / CutMix batches.
     """
 
     name: ClassVar[str] = ""
     needs_coordinates: ClassVar[bool] = True
     composite: ClassVar[bool] = False
     score_name: ClassVar[str] = "val median km"
+    supports_mixup: ClassVar[bool] = False
 
     def __init__(self, config: "TrainConfig", labels: Labels) -> None:
         self.config = config
@@ -194,6 +196,20 @@ class Task:
     def loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
         """``(scalar loss tensor, {part: float})`` for a batch's outputs and targets."""
         raise NotImplementedError
+
+    def mixed_loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any], mix: Any) -> tuple[Any, dict[str, float]]:
+        """The loss of a MixUp / CutMix batch, as multi-label binary cross-entropy.
+
+        Args:
+            targets: the batch's targets, as for :meth:`loss` (those of the unmixed images).
+            mix: ``(B, B)`` float tensor; row ``i`` weighs the images mixed into image ``i``
+                (``lam`` on ``i``, ``1 - lam`` on its partner: timm's ``Mixup`` targets of
+                ``arange(B)``), so ``mix @ y`` mixes any per-image soft target ``y`` ``(B, C)``.
+
+        Raises:
+            NotImplementedError: a task without classes to mix (``supports_mixup`` is False).
+        """
+        raise NotImplementedError(f"the {self.name} task has no loss for MixUp / CutMix batches")
 
     def score(self, preds: "Predictions") -> float:
         """Validation score, lower is better: median km by default."""

@@ -16,6 +16,7 @@ class CountryTask(Task):
 
     needs_coordinates = False
     score_name = "val country error"
+    supports_mixup = True
 
     def build_heads(self, in_features: int) -> dict[str, Any]:
         from heads import create_head
@@ -29,6 +30,18 @@ class CountryTask(Task):
         import torch.nn.functional as F
 
         value = F.cross_entropy(outputs["country"].logits.float(), targets["country"], ignore_index=-1)
+        return value, {"country": float(value.detach())}
+
+    def mixed_loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any], mix: Any) -> tuple[Any, dict[str, float]]:
+        """Multi-label BCE (``losses.MixupBCELoss``): every country in a mixed image is a positive."""
+        import torch.nn.functional as F
+
+        from losses import MixupBCELoss
+
+        logits = outputs["country"].logits.float()
+        labels = targets["country"]
+        onehot = F.one_hot(labels.clamp(min=0), logits.shape[1]).float() * (labels >= 0).unsqueeze(1).float()
+        value = MixupBCELoss()(logits, (mix.float() @ onehot).clamp_(0.0, 1.0))
         return value, {"country": float(value.detach())}
 
     def score(self, preds) -> float:

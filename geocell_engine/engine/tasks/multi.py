@@ -51,6 +51,11 @@ class MultiTask(Task):
         return cls(config, labels, parts)
 
     @property
+    def supports_mixup(self) -> bool:  # type: ignore[override]
+        """Only when every part has classes to mix (latlon and distance do not)."""
+        return all(part.supports_mixup for part in self.parts.values())
+
+    @property
     def needs_coordinates(self) -> bool:  # type: ignore[override]
         return any(part.needs_coordinates for part in self.parts.values())
 
@@ -84,6 +89,14 @@ class MultiTask(Task):
         total, parts = 0.0, {}
         for name, part in self.parts.items():
             value, sub_parts = part.loss(outputs, targets)
+            parts.update(sub_parts)
+            total = total + float(self.config.loss_weights.get(name, 1.0)) * value
+        return total, parts
+
+    def mixed_loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any], mix: Any) -> tuple[Any, dict[str, float]]:
+        total, parts = 0.0, {}
+        for name, part in self.parts.items():
+            value, sub_parts = part.mixed_loss(outputs, targets, mix)
             parts.update(sub_parts)
             total = total + float(self.config.loss_weights.get(name, 1.0)) * value
         return total, parts

@@ -133,6 +133,7 @@ class RegionTask(Task):
             training time, or loaded from the run folder), used to find the true cell of a point.
     """
 
+    supports_mixup = True
     CELLS_FILE = "cells.parquet"
     FINGERPRINT_FILE = "cells.json"
 
@@ -218,6 +219,14 @@ class RegionTask(Task):
             out["cell"] = np.asarray(self.cellset.assign(split.lat, split.lon), dtype=np.int64)
         return out
 
+    def _smoothing_loss(self, device):
+        if self._smoothing is None:
+            from losses import HaversineSmoothingLoss
+
+            self._smoothing = HaversineSmoothingLoss(self.cells.centroid_lat, self.cells.centroid_lon,
+                                                     tau_km=self.config.tau_km)
+        return self._smoothing.to(device)
+
     def loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
         logits = outputs["region"].logits.float()
         if self.config.label_smoothing == "none":
@@ -225,12 +234,23 @@ class RegionTask(Task):
 
             value = F.cross_entropy(logits, targets["cell"], ignore_index=-1)
         else:
-            if self._smoothing is None:
-                from losses import HaversineSmoothingLoss
+            value = self._smoothing_loss(logits.device)(logits, targets["lat"], targets["lon"])
+        return value, {"region": float(value.detach())}
 
-                self._smoothing = HaversineSmoothingLoss(self.cells.centroid_lat, self.cells.centroid_lon,
-                                                         tau_km=self.config.tau_km)
-            value = self._smoothing.to(logits.device)(logits, targets["lat"], targets["lon"])
+    def mixed_loss(self, outputs: Mapping[str, Any], targets: Mapping[str, Any], mix: Any) -> tuple[Any, dict[str, float]]:
+        """BCE against the mixed soft targets: ``mix @ targets`` of the haversine-smoothed cell
+        targets (or of one-hot cells with ``label_smoothing="none"``), timm's ``BinaryCrossEntropy``."""
+        import torch.nn.functional as F
+        from timm.loss import BinaryCrossEntropy
+
+        logits = outputs["region"].logits.float()
+        if self.config.label_smoothing == "none":
+            cell = targets["cell"]
+            soft = F.one_hot(cell.clamp(min=0), logits.shape[1]).float() * (cell >= 0).unsqueeze(1).float()
+        else:
+            smoothing = self._smoothing_loss(logits.device)
+            soft = smoothing.targets(targets["lat"].float(), targets["lon"].float()).float()
+        value = BinaryCrossEntropy(smoothing=0.0)(logits, (mix.float() @ soft).clamp_(0.0, 1.0))
         return value, {"region": float(value.detach())}
 
     def country_proba(self, outputs: Mapping[str, Any]) -> Optional[np.ndarray]:
