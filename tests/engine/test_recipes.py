@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from geocell_engine import cli
-from geocell_engine.engine.config import load_yaml_config, resolve_config
 from geocell_engine.data.transforms import image_hw
+from geocell_engine.engine.config import load_yaml_config, resolve_config
 from tests.tiny_data import make_tiny_dataset
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
