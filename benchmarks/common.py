@@ -37,6 +37,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+#: The CPU flags that change the speed of torch's kernels (recorded with every absolute figure).
+_SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`_SPEED_FLAGS` this CPU has (from /proc/cpuinfo; empty where it is not readable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    return [f for f in _SPEED_FLAGS if f in have]
+
+
 def environment(packages: Sequence[str] = ("numpy",)) -> dict[str, Any]:
     """Versions, CPU and thread settings, recorded beside every result."""
     versions = {}
@@ -54,6 +69,8 @@ def environment(packages: Sequence[str] = ("numpy",)) -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_flags": cpu_flags(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "threads": threads,
         "packages": versions,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
