@@ -239,12 +239,17 @@ class LevelAccuracy:
             ``"pred_admin1"`` when a model's own answer was the guess).
         n: the denominator: rows whose true unit at this level is known.
         correct: rows counted as hits.
+        known, hits: ``(N,)`` bool per row: its true unit is known / it is a hit (``hits``
+            implies ``known``), or None when only the counts were kept. They let an interval be
+            put on the accuracy (a bootstrap resamples rows); not part of equality or ``as_dict``.
     """
 
     level: str
     method: str
     n: int
     correct: int
+    known: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    hits: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     @property
     def accuracy(self) -> Optional[float]:
@@ -289,8 +294,9 @@ def _labels(values: Any, name: str, n: int) -> Optional[np.ndarray]:
 
 
 def _level(level: str, method: str, true: np.ndarray, pred: np.ndarray) -> LevelAccuracy:
-    known = true != ""
-    return LevelAccuracy(level, method, int(known.sum()), int(np.count_nonzero(known & (true == pred))))
+    known = np.asarray(true != "", dtype=bool).reshape(-1)
+    hits = known & np.asarray(true == pred, dtype=bool).reshape(-1)
+    return LevelAccuracy(level, method, int(known.sum()), int(np.count_nonzero(hits)), known=known, hits=hits)
 
 
 def score_profile(
@@ -400,5 +406,5 @@ def _reverse_geocoder(p: MetricProfile, coords: list[np.ndarray], n: int,
             known = given != ""
             true = np.where(known, encode_osv5m_keys(lv, given), -1)
         hits = known & (true == pred_codes[lv]) & (true >= 0)
-        out.append(LevelAccuracy(lv, p.admin, int(known.sum()), int(np.count_nonzero(hits))))
+        out.append(LevelAccuracy(lv, p.admin, int(known.sum()), int(np.count_nonzero(hits)), known=known, hits=hits))
     return tuple(out)

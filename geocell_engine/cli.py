@@ -177,7 +177,24 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="missing or unreadable images: stop (default), or leave them out, count them in the "
                         "report and list them in bad_images.csv (YFCC4k copies lack some images)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
+    _add_resamples_argument(p)
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _resamples(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--resamples takes an integer, got {text!r}") from None
+    if value != 0 and value < 100:
+        raise argparse.ArgumentTypeError(f"--resamples must be 0 (no intervals) or at least 100, got {value}")
+    return value
+
+
+def _add_resamples_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resamples", type=_resamples, default=2000, metavar="N",
+                   help="bootstrap replicates of the 95%% intervals on every table row (default 2000, seed 0; "
+                        "0 = no intervals). bluemarble: a cluster bootstrap over its held-out regions")
 
 
 def _add_profile_argument(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -194,7 +211,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples,
                                   device=choose_device(args.device), on_bad_image=args.on_bad_image,
-                                  profiles=args.profile)
+                                  profiles=args.profile, resamples=args.resamples)
     print(summary.table)
     print(f"\nreport: {summary.run_dir / 'report.md'}")
     return EXIT_OK
@@ -217,6 +234,11 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="the predictor's name in the table (default: the file's stem)")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="also write report.json / report.md (and plots) there")
+    _add_resamples_argument(p)
+    p.add_argument("--clusters", default=None, metavar="COLUMN|bluemarble-v1|bluemarble-v2",
+                   help="resample clusters, not rows, for the intervals: a column of the predictions (or of "
+                        "--truth) holding each row's cluster (e.g. its held-out region), or a bluemarble version "
+                        "whose held-out regions the ids belong to (default: rows are resampled)")
     p.set_defaults(func=_cmd_score)
 
 
@@ -227,6 +249,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from geocell_engine.evaluation.scoring import score_files
 
     results, inputs = score_files(args.predictions, args.truth, args.profile, name=args.name)
+    clusters = None
+    if args.resamples:
+        from geocell_engine.evaluation.report import with_intervals
+        from geocell_engine.evaluation.scoring import score_clusters
+
+        clusters, what = score_clusters(inputs, args.clusters, args.predictions, args.truth)
+        results = {k: with_intervals(r, inputs.predictions, clusters, clusters_name=what, n_resamples=args.resamples)
+                   for k, r in results.items()}
     for note in inputs.notes:
         print(note)
     print(inputs.rows.summary())
@@ -244,7 +274,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
         written = write_report(args.out_dir, results, None, inputs.predictions,
                                {"predictions": str(args.predictions), "truth": str(args.truth or ""),
-                                "profiles": ", ".join(args.profile)}, rows=inputs.rows)
+                                "profiles": ", ".join(args.profile)}, rows=inputs.rows, clusters=clusters)
         print(f"\nreport: {written.paths['markdown']}")
     return EXIT_OK
 

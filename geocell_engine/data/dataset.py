@@ -24,7 +24,8 @@ __all__ = ["DatasetInfo", "GeoSplit", "DataError", "load_splits", "load_eval_spl
 #: :class:`DataError` naming the row (``"fail"``), or leave it out and record it (``"skip"``).
 OnBadImage = Literal["skip", "fail"]
 #: The flag that lets a user choose ``"skip"``; every "fail" message names it.
-_SKIP_HINT = "pass --on-bad-image skip to `train` to leave such images out and list them"
+_SKIP_HINT = ("pass --on-bad-image skip (to `train` or `evaluate`) to leave such images out, count them in the "
+              "report and list them in bad_images.csv")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ __all__ = [
     "region_link_km",
     "bluemarble_regions",
     "bluemarble_clusters",
+    "dataset_clusters",
 ]
 
 
@@ -132,8 +133,10 @@ def bluemarble_clusters(ids: Any, cache_dir: str | os.PathLike | None = None, sp
     """The held-out region of each bluemarble sample id (what the cluster bootstrap needs).
 
     Reads the data set's manifests from the cache (building it on first use, as
-    :func:`~geocell_engine.data.bluemarble.load_bluemarble` does) and links the validation and
-    test points together (they are ``buffer_km`` apart, so no region mixes the two).
+    :func:`~geocell_engine.data.bluemarble.load_bluemarble` does). A version whose ``split.csv``
+    records the region of each point (bluemarble-v2) gives those ids; otherwise (v1) the
+    validation and test points are linked together (they are ``buffer_km`` apart, so no region
+    mixes the two).
 
     Args:
         ids: ``(N,)`` point ids (ints or their strings, as in ``Predictions.ids`` and
@@ -154,8 +157,11 @@ def bluemarble_clusters(ids: Any, cache_dir: str | os.PathLike | None = None, sp
     bm._read_info(folder, spec)
     points = bm._read_points(folder)
     held = points.split != "train"
-    region = link_regions(points.lat[held], points.lon[held], points.ids[held],
-                          link_km=region_link_km(spec.region_km, spec.buffer_km))
+    if points.region is not None:
+        region = np.asarray(points.region, dtype=np.int64)[held]
+    else:
+        region = link_regions(points.lat[held], points.lon[held], points.ids[held],
+                              link_km=region_link_km(spec.region_km, spec.buffer_km))
     lookup = dict(zip(points.ids[held].tolist(), region.tolist()))
     raw = np.asarray(ids).reshape(-1)
     try:
@@ -169,3 +175,29 @@ def bluemarble_clusters(ids: Any, cache_dir: str | os.PathLike | None = None, sp
             raise SplitError(f"id {key} (index {j}) is {where} of {spec.name}; regions exist for val/test points only")
         out[j] = lookup[key]
     return out
+
+
+def dataset_clusters(data: str, ids: Any, cache_dir: str | os.PathLike | None = None) -> np.ndarray | None:
+    """The resampling clusters of a data set's validation / test samples, or None.
+
+    What ``train`` and ``evaluate`` give the cluster bootstrap: for a bundled bluemarble version
+    (``"bluemarble-v1"``, ``"bluemarble-v2"``) the held-out region of each sample id
+    (:func:`bluemarble_clusters`); for any other data (a manifest) None: its samples are
+    resampled one by one.
+
+    Args:
+        data: the data set name or manifest path, as ``--data`` takes it.
+        ids: ``(N,)`` sample ids (ints or strings) of validation or test samples.
+
+    Raises:
+        SplitError: a bluemarble id that is not a validation / test point (named).
+
+    Example:
+        >>> dataset_clusters("my_manifest.csv", ["a", "b"]) is None
+        True
+    """
+    from geocell_engine.data.bluemarble import BLUEMARBLE_VERSIONS
+
+    if str(data) not in BLUEMARBLE_VERSIONS:
+        return None
+    return bluemarble_clusters(ids, cache_dir=cache_dir, spec=BLUEMARBLE_VERSIONS[str(data)])

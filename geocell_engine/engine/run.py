@@ -111,9 +111,11 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     from geocell_engine.engine.fit import fit
     from geocell_engine.engine.predict import predict_split
     from geocell_engine.engine.tasks import create_task
+    from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.evaluation.report import (
         comparison_table,
         evaluate,
+        with_intervals,
         write_report,
     )
 
@@ -174,13 +176,18 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
                                 on_bad_image=config.on_bad_image, decode=eval_decoder(config))
     preds = predict(test)
     preds.dump(run_dir / "predictions.csv")
-    results = {"model": evaluate(preds)}
+    # every row is scored on the test samples with 95% intervals: a cluster bootstrap over the
+    # held-out regions where the data set defines them (bluemarble), over samples otherwise
+    clusters = dataset_clusters(config.data, test.ids)
+    results = {"model": with_intervals(evaluate(preds), preds, clusters)}
     for name, baseline in _baselines(config, train, test, _find_cellset(task), account).items():
-        results[name] = evaluate(baseline)
+        results[name] = with_intervals(evaluate(baseline), baseline, clusters)
     robust = robustness_split(config.data)
     if robust is not None:
         robust = robust.subsample(config.max_eval_samples, config.seed + 2)
-        results["model on shaded-relief patches"] = evaluate(predict(robust, name="model (shadedrelief)"))
+        robust_preds = predict(robust, name="model (shadedrelief)")
+        results["model on shaded-relief patches"] = with_intervals(
+            evaluate(robust_preds), robust_preds, dataset_clusters(config.data, robust.ids))
     extra_report = {
         "dataset": f"{info.name} ({info.version})", "dataset_sha256": dict(info.sha256),
         "task": task.describe(), "backbone": config.backbone, "cells": _cells_summary(task),
@@ -191,7 +198,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     }
     if len(account):
         account.write(run_dir / "bad_images.csv")
-    written = write_report(run_dir, results, result.history, preds, extra_report)
+    written = write_report(run_dir, results, result.history, preds, extra_report, clusters=clusters)
     return RunSummary(run_dir, comparison_table(list(results.values()), names=list(results)), written.payload)
 
 
@@ -230,7 +237,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
                         dump: Optional[str] = None, out_dir: Optional[str] = None,
                         max_samples: Optional[int] = None, device: Optional[str] = None,
                         on_bad_image: str = "fail", profiles: Sequence[str] = ("geocell",),
-                        log: Callable[[str], None] = print) -> RunSummary:
+                        resamples: int = 2000, log: Callable[[str], None] = print) -> RunSummary:
     """Evaluate a checkpoint on a whole benchmark file or on one split; writes a report.
 
     A manifest without a split column is evaluated whole (``split`` must then be None); with
@@ -242,13 +249,25 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     gives cell accuracy too. Missing or unreadable images stop the evaluation
     (``on_bad_image="fail"``) or are left out, counted and listed in ``bad_images.csv``
     (``"skip"``).
+
+    Every row carries 95% intervals (``resamples`` bootstrap replicates, seed 0; 0 = none): a
+    cluster bootstrap over the held-out regions of a bluemarble version, over samples for a
+    manifest.
     """
     from geocell.profiles import get_profile
+    from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.data.dataset import load_eval_split
     from geocell_engine.engine.device import choose_device, choose_precision
     from geocell_engine.engine.model import load_model
     from geocell_engine.engine.predict import predict_split
-    from geocell_engine.evaluation.report import RowCounts, comparison_table, evaluate, levels_table, write_report
+    from geocell_engine.evaluation.report import (
+        RowCounts,
+        comparison_table,
+        evaluate,
+        levels_table,
+        with_intervals,
+        write_report,
+    )
 
     chosen = [get_profile(p).name for p in profiles] or ["geocell"]  # unknown names fail before any work
     # the data first: a file that cannot be evaluated as asked is refused before the model is loaded
@@ -275,12 +294,17 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     if dump:
         preds.dump(dump)
     results = {("model" if len(chosen) == 1 else f"model [{p}]"): evaluate(preds, profile=p) for p in chosen}
+    clusters = None
+    if resamples:
+        # training points belong to no held-out region: the training split is resampled by sample
+        clusters = dataset_clusters(data, preds.ids) if name in ("val", "test") else None
+        results = {k: with_intervals(r, preds, clusters, n_resamples=resamples) for k, r in results.items()}
     written = write_report(out, results, None, preds,
                            {"checkpoint": str(checkpoint), "dataset": f"{data_set.info.name} ({data_set.info.version})",
                             "split": name, "profiles": ", ".join(chosen),
                             "trained on": loaded.checkpoint.get("dataset", {}).get("name"),
                             "cells": _cells_summary(task), "device": device,
-                            "images left out": account.summary()}, rows=rows)
+                            "images left out": account.summary()}, rows=rows, clusters=clusters)
     if len(account):
         account.write(out / "bad_images.csv")
     table = "\n".join(get_profile(p).describe() for p in chosen) + "\n\n" + comparison_table(

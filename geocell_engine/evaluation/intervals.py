@@ -74,7 +74,9 @@ __all__ = [
     "interval_cells",
     "format_interval_table",
     "format_paired_table",
+    "interval_note",
     "DEFAULT_RESAMPLES",
+    "BCA_MAX_SAMPLES",
 ]
 
 BootstrapMethod = Literal["BCa", "percentile"]
@@ -85,6 +87,11 @@ DEFAULT_RESAMPLES = 2000
 
 #: Replicates computed per vectorised batch (bounds memory at about batch x N x 8 bytes per array).
 _BATCH = 250
+#: Memory bound of one batch of the sample bootstrap, bytes (large N gets smaller batches).
+_BATCH_BYTES = 200_000_000
+#: Above this many samples BCa's jackknife (N leave-one-out statistics of N - 1 samples each,
+#: O(N^2)) is too slow: the sample bootstrap uses the percentile method instead, and says so.
+BCA_MAX_SAMPLES = 10_000
 
 
 # ------------------------------------------------------------------------------ results
@@ -155,6 +162,7 @@ class MetricIntervals:
         geoscore: mean GeoScore (0-5000).
         country_top1: fraction of known-country samples whose ``pred_country`` is right, or
             None when no sample has a known country.
+        clusters_name: what the clusters are, for notes under tables (e.g. ``"held-out regions"``).
     """
 
     name: str
@@ -170,6 +178,7 @@ class MetricIntervals:
     accuracy_at_km: Mapping[float, Interval]
     geoscore: Interval
     country_top1: Optional[Interval]
+    clusters_name: str = "clusters"
 
     def metrics(self) -> dict[str, Interval]:
         """Flat ``{key: Interval}`` in table order (keys as :func:`metric_label` takes them)."""
@@ -190,7 +199,7 @@ class MetricIntervals:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "n": self.n, "n_country": self.n_country, "n_clusters": self.n_clusters,
                 "level": self.level, "method": self.method, "resamples": self.resamples, "seed": self.seed,
-                "metrics": {k: v.as_dict() for k, v in self.metrics().items()}}
+                "clusters_name": self.clusters_name, "metrics": {k: v.as_dict() for k, v in self.metrics().items()}}
 
 
 @dataclass(frozen=True)
@@ -268,7 +277,12 @@ def _finite(preds: Predictions, key: str, n: int) -> np.ndarray:
     return arr
 
 
-def _columns(preds: Predictions, thresholds: Sequence[float]) -> _Columns:
+def _columns(preds: Predictions, thresholds: Sequence[float], profile: Any = None,
+             country_hits: Optional[tuple[Any, Any]] = None) -> _Columns:
+    """Per-sample columns; ``profile`` (a :mod:`geocell.profiles` name or profile) sets the
+    distance, the ``<=`` / ``<`` rule and GeoScore rounding (None: geocell's conventions);
+    ``country_hits`` = ``(known, hits)`` ``(N,)`` bools replaces ``pred_country == true_country``
+    (a profile's own country level, e.g. osv5m's reverse-geocoded one)."""
     from geocell.geodesy import geoguessr_score, haversine
 
     if not isinstance(preds, Predictions):
@@ -279,19 +293,37 @@ def _columns(preds: Predictions, thresholds: Sequence[float]) -> _Columns:
         which = "true_lat" if np.any(np.abs(coords[0]) > 90) else "pred_lat"
         i = int(np.flatnonzero(np.abs(coords[0 if which == "true_lat" else 2]) > 90)[0])
         raise IntervalError(f"{preds.name}: {which}[{i}] is outside [-90, 90] degrees")
-    d = np.asarray(haversine(*coords), dtype=np.float64).reshape(-1)
+    inclusive, scale_km, rounded = True, GEOSCORE_SCALE_KM, False
+    if profile is None:
+        d = np.asarray(haversine(*coords), dtype=np.float64).reshape(-1)
+    else:
+        from geocell.metrics import error_km
+        from geocell.profiles import get_profile
+
+        prof = get_profile(profile)
+        d = error_km(*coords, radius_km=prof.radius_km, distance=prof.distance, ellps=prof.ellipsoid)
+        inclusive, scale_km, rounded = prof.inclusive, prof.geoscore_scale_km, prof.round_geoscore
     ts = tuple(float(t) for t in thresholds)
     for t in ts:
         if not (math.isfinite(t) and t >= 0):
             raise IntervalError(f"thresholds must be finite km >= 0, got {t!r}")
-    true_c = np.asarray(preds.true_country, dtype=object).astype(str).reshape(-1)
-    pred_c = np.asarray(preds.pred_country, dtype=object).astype(str).reshape(-1)
-    known = true_c != ""
+    if country_hits is None:
+        true_c = np.asarray(preds.true_country, dtype=object).astype(str).reshape(-1)
+        pred_c = np.asarray(preds.pred_country, dtype=object).astype(str).reshape(-1)
+        known = true_c != ""
+        hit = known & (pred_c == true_c)
+    else:
+        known, hit = (np.asarray(a, dtype=bool).reshape(-1) for a in country_hits)
+        if known.size != n or hit.size != n:
+            raise IntervalError(f"{preds.name}: country_hits have {known.size} / {hit.size} entries, expected {n}")
+        hit = hit & known
+    score = np.asarray(geoguessr_score(d, scale_km=scale_km), dtype=np.float64).reshape(-1)
     return _Columns(
         error_km=d,
-        geoscore=np.asarray(geoguessr_score(d, scale_km=GEOSCORE_SCALE_KM), dtype=np.float64).reshape(-1),
-        within=np.stack([(d <= t) for t in ts]).astype(np.float64) if ts else np.zeros((0, n)),
-        hit=(known & (pred_c == true_c)).astype(np.float64),
+        geoscore=np.round(score) if rounded else score,
+        within=np.stack([(d <= t) if inclusive else (d < t) for t in ts]).astype(np.float64) if ts
+        else np.zeros((0, n)),
+        hit=hit.astype(np.float64),
         known=known.astype(np.float64),
         thresholds=ts,
     )
@@ -453,12 +485,15 @@ def _sample_bootstrap(arrays: list[np.ndarray], statistic: Callable[..., np.ndar
     """scipy.stats.bootstrap over paired samples: (low (M,), high (M,), replicates (M, B))."""
     from scipy import stats
 
+    n = arrays[0].size
+    # each batch holds (batch, N) resamples of every array: keep that near 200 MB
+    batch = int(max(1, min(_BATCH, _BATCH_BYTES // max(1, 8 * n * len(arrays)))))
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         # a metric without spread (0 of N within 1 km) makes BCa undefined (scipy warns and
         # divides 0 by 0): _intervals then gives [point, point] or the percentile interval
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         res = stats.bootstrap(tuple(arrays), statistic, paired=True, vectorized=True, n_resamples=int(n_resamples),
-                              batch=_BATCH, confidence_level=level, method=method, rng=rng)
+                              batch=batch, confidence_level=level, method=method, rng=rng)
     boot = np.asarray(res.bootstrap_distribution, dtype=np.float64)
     return (np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high),
             boot.reshape(-1, boot.shape[-1]))
@@ -471,6 +506,8 @@ def _intervals(point: np.ndarray, stat_plain: Callable[..., np.ndarray], stat_we
     if clusters is None:
         if n < 2:
             raise IntervalError(f"a bootstrap needs at least 2 samples; {what} has {n}")
+        if method == "BCa" and n > BCA_MAX_SAMPLES:
+            method = "percentile"  # type: ignore[assignment]  # BCa's O(N^2) jackknife; see BCA_MAX_SAMPLES
         label = f"sample bootstrap, {method}, {n_resamples} resamples"
         low, high, boot = _sample_bootstrap(arrays, stat_plain, n_resamples, rng, method, level)
         # scipy's interval where it is defined; where BCa is not (no spread, or a degenerate
@@ -500,6 +537,9 @@ def bootstrap_intervals(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     method: BootstrapMethod = "BCa",
+    profile: Any = None,
+    country_hits: Optional[tuple[Any, Any]] = None,
+    clusters_name: str = "clusters",
 ) -> MetricIntervals:
     """Bootstrap intervals on median / mean km, accuracy at each threshold, GeoScore, country top-1.
 
@@ -513,7 +553,17 @@ def bootstrap_intervals(
         n_resamples: bootstrap replicates (>= 100).
         seed: seeds ``numpy.random.default_rng``; the same seed gives the same intervals.
         method: ``"BCa"`` (bias-corrected and accelerated, the default of
-            :func:`scipy.stats.bootstrap`) or ``"percentile"``.
+            :func:`scipy.stats.bootstrap`) or ``"percentile"``. The sample bootstrap of more
+            than :data:`BCA_MAX_SAMPLES` samples uses the percentile method (BCa's jackknife is
+            quadratic in N); ``method`` of the result says which was used.
+        profile: a :mod:`geocell.profiles` name (or profile) whose distance, ``<=`` / ``<`` rule
+            and GeoScore rounding the metrics follow, so that each point estimate equals
+            ``evaluate(preds, profile=...)``; None: geocell's (the same numbers as
+            ``"geocell"``).
+        country_hits: ``(known, hits)``, ``(N,)`` bools: the country level to put an interval
+            on instead of ``pred_country == true_country`` (e.g. a profile's
+            :class:`~geocell.profiles.LevelAccuracy` ``known`` / ``hits``).
+        clusters_name: what the clusters are (``"held-out regions"``), for the note under tables.
 
     Returns:
         :class:`MetricIntervals`; each point estimate equals what ``evaluate`` reports.
@@ -524,7 +574,7 @@ def bootstrap_intervals(
             resample count.
     """
     _check_args(level, n_resamples, method)
-    cols = _columns(preds, thresholds)
+    cols = _columns(preds, thresholds, profile, country_hits)
     n = cols.error_km.size
     with_country = bool(cols.known.any())
     arrays = cols.stack()
@@ -544,7 +594,7 @@ def bootstrap_intervals(
         method=label, resamples=int(n_resamples), seed=int(seed),
         median_km=by_key["median_km"], mean_km=by_key["mean_km"],
         accuracy_at_km={tt: by_key[_accuracy_key(tt)] for tt in cols.thresholds},
-        geoscore=by_key["geoscore"], country_top1=country,
+        geoscore=by_key["geoscore"], country_top1=country, clusters_name=str(clusters_name),
     )
 
 
@@ -589,10 +639,11 @@ def bootstrap_mean(
 
 
 def unresampled_intervals(preds: Predictions, n_clusters: int, reason: str, *,
-                          thresholds: Sequence[float] = ACCURACY_THRESHOLDS_KM, level: float = 0.95) -> MetricIntervals:
+                          thresholds: Sequence[float] = ACCURACY_THRESHOLDS_KM, level: float = 0.95,
+                          profile: Any = None, country_hits: Optional[tuple[Any, Any]] = None) -> MetricIntervals:
     """The point estimates of :func:`bootstrap_intervals` with NaN interval ends, for a group too
     small to resample (one sample, or one cluster); ``reason`` goes into each ``method``."""
-    cols = _columns(preds, thresholds)
+    cols = _columns(preds, thresholds, profile, country_hits)
     with_country = bool(cols.known.any())
     point = _plain_stat(cols.stack(), len(cols.thresholds), with_country)
     n = cols.error_km.size
@@ -785,16 +836,44 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _note(results: Sequence[Any]) -> str:
-    """``"95% intervals in brackets: cluster bootstrap over 68 clusters (BCa, 2,000 resamples, seed 0)."``"""
+def _note(results: Sequence[Any], clusters_name: Optional[str] = None) -> str:
+    """``"95% intervals in brackets: cluster bootstrap over 68 clusters (BCa); 2,000 resamples, seed 0."``"""
+    resampled = [r for r in results if r.resamples > 0]
     parts = []
-    for method, g in dict.fromkeys((r.method, r.n_clusters) for r in results):
+    for method, g in dict.fromkeys((r.method, r.n_clusters) for r in resampled):
         scheme, kind = (method.split(", ", 1) + [""])[:2]
-        units = "clusters" if scheme.startswith("cluster") else "samples"
+        names = clusters_name or next((getattr(r, "clusters_name", "clusters") for r in resampled
+                                       if (r.method, r.n_clusters) == (method, g)), "clusters")
+        units = names if scheme.startswith("cluster") else "samples"
         parts.append(f"{scheme} over {g:,} {units}" + (f" ({kind})" if kind else ""))
-    r = results[0]
-    return (f"{int(round(100 * r.level))}% intervals in brackets: {'; '.join(parts)}; "
+    bare = list(dict.fromkeys(r.method for r in results if r.resamples == 0))
+    if not resampled:
+        return "No intervals: " + "; ".join(bare) + "."
+    r = resampled[0]
+    text = (f"{int(round(100 * r.level))}% intervals in brackets: {'; '.join(parts)}; "
             f"{r.resamples:,} resamples, seed {r.seed}.")
+    if bare:
+        text += " No interval where " + "; ".join(bare) + "."
+    return text
+
+
+def interval_note(results: Sequence[MetricIntervals], clusters_name: Optional[str] = None) -> str:
+    """The line under a table with intervals: the level, the scheme and its resampling units
+    (``clusters_name``, default each result's own :attr:`MetricIntervals.clusters_name`),
+    the resamples and the seed; results without an interval (``resamples == 0``,
+    :func:`unresampled_intervals`) are named with their reason.
+
+    Example:
+        >>> import numpy as np
+        >>> from geocell_engine.evaluation.predictions import Predictions
+        >>> lat = np.linspace(-40, 40, 50); p = Predictions("m", lat, lat * 0, lat + 1, lat * 0, lat.astype(str), lat.astype(str))
+        >>> interval_note([bootstrap_intervals(p, np.arange(50) // 5, n_resamples=200)], "held-out regions")
+        '95% intervals in brackets: cluster bootstrap over 10 held-out regions (BCa); 200 resamples, seed 0.'
+    """
+    results = list(results)
+    if not results:
+        return ""
+    return _note(results, clusters_name)
 
 
 def format_interval_table(results: Sequence[MetricIntervals], names: Optional[Sequence[str]] = None,

@@ -35,7 +35,15 @@ from geocell.metrics import (
 )
 from geocell.profiles import LevelAccuracy, MetricProfile, get_profile, score_profile
 from geocell.tables import atomic_write
-from geocell_engine.errors import ReportError
+from geocell_engine.errors import IntervalError, ReportError
+from geocell_engine.evaluation.intervals import (
+    DEFAULT_RESAMPLES,
+    MetricIntervals,
+    bootstrap_intervals,
+    format_interval,
+    interval_note,
+    unresampled_intervals,
+)
 from geocell_engine.evaluation.predictions import Predictions
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "EvalResult",
     "RowCounts",
     "evaluate",
+    "with_intervals",
     "comparison_table",
     "levels_table",
     "per_country_markdown",
@@ -89,6 +98,9 @@ class EvalResult:
         levels: admin accuracy per level with its denominator, as the profile decides it
             (geocell: the model's country / admin-1 answers; osv5m: reverse_geocoder levels;
             pigeon: guess inside the true country).
+        intervals: 95% bootstrap intervals of the headline metrics (median / mean km, accuracy
+            at each threshold, GeoScore, country top-1) under the same profile, from
+            :func:`with_intervals`; None when not computed. Tables show them beside the points.
     """
 
     name: str
@@ -103,6 +115,7 @@ class EvalResult:
     nearest_anchor_accuracy: Optional[float] = None
     profile: str = "geocell"
     levels: tuple[LevelAccuracy, ...] = field(default=())
+    intervals: Optional[MetricIntervals] = field(default=None, compare=False)
 
     # -- shortcuts used by tables
     @property
@@ -170,6 +183,7 @@ class EvalResult:
             "profile": self.profile,
             "levels": [lv.as_dict() for lv in self.levels],
             "per_country": [row._asdict() for row in self.per_country],
+            "intervals": None if self.intervals is None else self.intervals.as_dict(),
         })
 
 
@@ -397,6 +411,84 @@ def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *
     )
 
 
+def with_intervals(result: EvalResult, preds: Predictions, clusters: Any = None, *,
+                   clusters_name: str = "held-out regions", n_resamples: int = DEFAULT_RESAMPLES,
+                   seed: int = 0, level: float = 0.95) -> EvalResult:
+    """``result`` with 95% bootstrap intervals on its headline metrics, under its own profile.
+
+    The intervals (:func:`~geocell_engine.evaluation.intervals.bootstrap_intervals`) cover
+    median and mean km, accuracy at each threshold ``result`` was scored at, mean GeoScore and
+    country top-1 (the model's own answer for the geocell profile, the profile's country level
+    otherwise; none for a profile without one), with the profile's distance, ``<=`` / ``<`` rule
+    and GeoScore rounding, so that each interval's point is the value ``result`` reports.
+
+    Args:
+        result: ``evaluate(preds, profile=...)``.
+        preds: the same N predictions.
+        clusters: ``(N,)`` resampling clusters (the held-out region of each sample) for a
+            cluster bootstrap, or None to resample samples.
+        clusters_name: what the clusters are, for the note under tables.
+        n_resamples, seed, level: the bootstrap's replicates, seed and confidence level.
+
+    Returns:
+        A copy of ``result`` with ``intervals`` set. With fewer than 2 samples (or 2 clusters)
+        there is nothing to resample: the intervals keep the points with NaN ends and say why.
+
+    Raises:
+        ReportError: ``preds`` does not match ``result`` (sample count), clusters of another length.
+
+    Example:
+        >>> import numpy as np
+        >>> lat = np.linspace(-40, 40, 200); lon = np.zeros(200); c = np.array(["BRA"] * 200)
+        >>> p = Predictions("m", lat, lon, lat + 1, lon, c, c)
+        >>> r = with_intervals(evaluate(p), p, np.arange(200) // 10, n_resamples=200)
+        >>> r.intervals.median_km.contains(r.median_km), r.intervals.n_clusters
+        (True, 20)
+    """
+    import warnings
+
+    if not isinstance(result, EvalResult):
+        raise ReportError(f"with_intervals expects an EvalResult, got {type(result).__name__}")
+    if not isinstance(preds, Predictions) or len(preds) != result.n:
+        got = f"{len(preds)} samples" if isinstance(preds, Predictions) else type(preds).__name__
+        raise ReportError(f"{result.name}: the predictions ({got}) are not the {result.n} samples of the result")
+    if clusters is not None:
+        clusters = np.asarray(clusters).reshape(-1)
+        if clusters.size != result.n:
+            raise ReportError(f"{result.name}: {clusters.size} cluster ids for {result.n} samples")
+    thresholds = tuple(float(t) for t in result.distance.accuracy_at_km)
+    own = get_profile(result.profile).admin == "natural_earth"
+    country_hits = None
+    if not own:
+        lv = next((lv for lv in result.levels if lv.level == "country"), None)
+        if lv is not None and lv.known is not None and lv.hits is not None:
+            country_hits = (lv.known, lv.hits)
+        else:  # no per-sample country level: no country interval
+            country_hits = (np.zeros(result.n, dtype=bool), np.zeros(result.n, dtype=bool))
+    kw = dict(thresholds=thresholds, level=level, profile=result.profile, country_hits=country_hits)
+    units = 0 if clusters is None else np.unique(clusters.astype(str) if clusters.dtype.kind == "O" else clusters).size
+    if result.n < 2 or (clusters is not None and units < 2):
+        reason = (f"{result.n} sample: nothing to resample" if result.n < 2 else
+                  f"{units} {clusters_name[:-1] if clusters_name.endswith('s') else clusters_name}: nothing to resample")
+        ivs = unresampled_intervals(preds, units or result.n, reason, **kw)
+    else:
+        try:
+            ivs = bootstrap_intervals(preds, clusters, n_resamples=n_resamples, seed=seed,
+                                      clusters_name=clusters_name, **kw)
+        except IntervalError as exc:
+            raise ReportError(f"{result.name}: {exc}") from exc
+    points = {"median_km": result.median_km, "mean_km": result.mean_km, "geoscore": result.mean_geoscore,
+              **{f"accuracy_{t:g}km": result.accuracy_within(t) for t in thresholds}}
+    if ivs.country_top1 is not None:
+        points["country_top1"] = result.country_top1
+    for key, iv in ivs.metrics().items():
+        ref = points.get(key)
+        if ref is not None and not math.isclose(iv.point, ref, rel_tol=1e-9, abs_tol=1e-9):
+            warnings.warn(f"{result.name}: the interval of {key} is centred on {iv.point!r} but the table reports "
+                          f"{ref!r}; the interval may not describe the reported value", RuntimeWarning, stacklevel=2)
+    return replace(result, intervals=ivs)
+
+
 # ------------------------------------------------------------------------------ tables
 def _fmt_km(value: Optional[float]) -> str:
     if value is None or not math.isfinite(value):
@@ -412,7 +504,18 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str]] = None) -> str:
+def _iv_cell(interval: Any, value: Optional[float], kind: str) -> str:
+    """``"2,235 (2,101–2,390)"``: ``value`` (as reported) with the interval's ends; the bare value
+    when there is no interval; ``""`` when there is no value."""
+    if value is None or not math.isfinite(value):
+        return ""
+    if interval is None:
+        return _fmt_km(value) if kind == "km" else (_fmt_pct(value) if kind == "pct" else f"{value:,.0f}")
+    return format_interval(replace(interval, point=float(value)), kind)  # type: ignore[arg-type]
+
+
+def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str]] = None, *,
+                     note: bool = True) -> str:
     """Markdown table, one row per result.
 
     Columns: median km, mean km, % within 25 / 200 / 750 / 2500 km, mean GeoScore, country
@@ -421,9 +524,15 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
     (the osv5m and pigeon profiles), and neither (``25 km %``) for a mix. Country top-1 is the
     model's own country answer (geocell profile) or the profile's country level.
 
+    A result with ``intervals`` (:func:`with_intervals`) shows each of median km, mean km, the
+    threshold columns, GeoScore and country top-1 as ``"2,235 (2,101–2,390)"``: the point and
+    its 95% interval; top-3 stays a point.
+
     Args:
         results: the results, in row order.
         names: row labels (default: each result's ``name``).
+        note: when a row has intervals, add a line under the table saying how they were made
+            (level, cluster or sample bootstrap over how many units, resamples, seed).
 
     Example:
         >>> print(comparison_table([]).splitlines()[0])
@@ -446,11 +555,22 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     for name, r in zip(names, results):
         top = r.country_top_k
-        row = [_cell(name), _fmt_km(r.median_km), _fmt_km(r.mean_km),
-               *[_fmt_pct(r.accuracy_within(t)) for t in TABLE_THRESHOLDS_KM],
-               f"{r.mean_geoscore:,.0f}", _fmt_pct(r.country_top1), _fmt_pct(top.get(3))]
+        iv = r.intervals
+        if iv is None:
+            row = [_cell(name), _fmt_km(r.median_km), _fmt_km(r.mean_km),
+                   *[_fmt_pct(r.accuracy_within(t)) for t in TABLE_THRESHOLDS_KM],
+                   f"{r.mean_geoscore:,.0f}", _fmt_pct(r.country_top1), _fmt_pct(top.get(3))]
+        else:  # the reported point with the interval's ends
+            within = [_iv_cell(iv.accuracy_within(t), r.accuracy_within(t), "pct") for t in TABLE_THRESHOLDS_KM]
+            row = [_cell(name), _iv_cell(iv.median_km, r.median_km, "km"), _iv_cell(iv.mean_km, r.mean_km, "km"),
+                   *within, _iv_cell(iv.geoscore, r.mean_geoscore, "score"),
+                   _iv_cell(iv.country_top1, r.country_top1, "pct"), _fmt_pct(top.get(3))]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    with_iv = [r.intervals for r in results if r.intervals is not None]
+    if note and with_iv:
+        text += "\n" + interval_note(with_iv) + "\n"
+    return text
 
 
 def levels_table(results: Sequence[EvalResult], names: Optional[Sequence[str]] = None) -> str:
@@ -524,6 +644,7 @@ def write_report(
     model_preds: Optional[Predictions],
     extra: Optional[Mapping[str, Any]] = None,
     rows: Optional[RowCounts] = None,
+    clusters: Any = None,
 ) -> "WrittenReport":
     """Write the final report of a run: plots, ``report.md``, then ``report.json``.
 
@@ -540,6 +661,10 @@ def write_report(
             flattened with dotted keys).
         rows: what happened to every row of the evaluated file (:class:`RowCounts`), shown in
             ``report.md`` and stored as ``report.json["rows"]``.
+        clusters: ``(N,)`` resampling clusters of ``model_preds`` (held-out regions), or None.
+            When the model's result carries intervals (:func:`with_intervals`), the per-country
+            table and the breakdowns by continent and hemisphere (of the true location) get
+            intervals by the same bootstrap (``report.json["breakdowns"]``).
 
     Returns:
         :class:`WrittenReport`: ``payload`` is what ``report.json`` holds; ``paths`` maps
@@ -551,6 +676,7 @@ def write_report(
         ReportError: no results, a value that is not an EvalResult, a malformed history.
     """
     from geocell_engine.evaluation import plots
+    from geocell_engine.evaluation.breakdown import format_breakdown_table
 
     if not isinstance(results, Mapping) or not results:
         raise ReportError("results must be a non-empty dict of name -> EvalResult")
@@ -602,8 +728,17 @@ def write_report(
     levels = levels_table(list(results.values()), list(results))
     if levels.strip():
         md += ["## Admin levels", "", levels]
-    if model_result.per_country:
+    groups = _breakdowns(model_result, model_preds, clusters)
+    if model_result.per_country and "country" in groups:
+        md += [f"## Per country: {model_key} (top 20 by samples)", "",
+               format_breakdown_table(groups["country"], "country", top=20),
+               _breakdown_note(model_result), ""]
+    elif model_result.per_country:
         md += [f"## Per country: {model_key} (top 20 by samples)", "", per_country_markdown(model_result, 20)]
+    for by in ("continent", "hemisphere"):
+        if by in groups:
+            md += [f"## {model_key} by {by} (of the true location)", "",
+                   format_breakdown_table(groups[by], by), _breakdown_note(model_result), ""]
     if extra:
         md += ["## Run", ""] + [f"- **{_cell(k)}**: {_cell(_fmt_value(v))}" for k, v in _flatten(extra)] + [""]
     figures = [(k, p) for k, p in paths.items()]
@@ -617,11 +752,39 @@ def write_report(
         "history": list(history or []),
         "extra": dict(extra or {}),
         "rows": None if rows is None else rows.as_dict(),
+        "breakdowns": {by: [r.as_dict() for r in b] for by, b in groups.items()},
         "files": {k: p.relative_to(run_dir).as_posix() for k, p in paths.items()},
     }
     text = json.dumps(_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     paths["json"] = _write_text(run_dir / "report.json", text)
     return WrittenReport(json.loads(text), paths)
+
+
+def _breakdowns(result: EvalResult, preds: Optional[Predictions], clusters: Any) -> dict[str, tuple]:
+    """Per country (geocell profile only: the model's own answers), continent and hemisphere rows
+    with intervals, made like ``result.intervals``; {} when it has none or there are no predictions."""
+    from geocell_engine.evaluation.breakdown import breakdown
+
+    iv = result.intervals
+    if iv is None or preds is None or iv.resamples == 0 or len(preds) != result.n:
+        return {}
+    cl = None if clusters is None or iv.method.startswith("sample") else np.asarray(clusters).reshape(-1)
+    if cl is not None and cl.size != len(preds):
+        raise ReportError(f"{cl.size} cluster ids for {len(preds)} predictions")
+    kw = dict(thresholds=tuple(iv.accuracy_at_km), level=iv.level, n_resamples=iv.resamples, seed=iv.seed)
+    by = (["country"] if result.per_country else []) + ["continent", "hemisphere"]
+    try:
+        return {b: breakdown(preds, b, cl, **kw) for b in by}
+    except IntervalError as exc:
+        raise ReportError(f"breakdowns of {result.name}: {exc}") from exc
+
+
+def _breakdown_note(result: EvalResult) -> str:
+    iv = result.intervals
+    scheme = iv.method.split(", ")[0] if iv is not None else ""
+    units = iv.clusters_name if scheme.startswith("cluster") else "samples"
+    return (f"{int(round(100 * iv.level))}% intervals in brackets: {scheme} over the {units} within each group; "
+            "a group with one resampling unit has no interval.") if iv is not None else ""
 
 
 def _other_metrics_markdown(results: Mapping[str, EvalResult]) -> str:

@@ -49,7 +49,7 @@ from geocell.validate import check_latlon
 from geocell_engine.evaluation.predictions import Predictions
 from geocell_engine.evaluation.report import EvalResult, RowCounts, evaluate
 
-__all__ = ["ScoringInputs", "read_scoring_inputs", "score_files", "PRED_WORDS", "TRUE_WORDS", "ID_NAMES",
+__all__ = ["ScoringInputs", "read_scoring_inputs", "score_files", "score_clusters", "PRED_WORDS", "TRUE_WORDS", "ID_NAMES",
            "OSV5M_AREA_COLUMNS"]
 
 #: Role words of predicted-coordinate columns (``pred_lat``, ``lat_pred``, ``predicted latitude``).
@@ -361,3 +361,61 @@ def score_files(predictions: str | os.PathLike, truth: str | os.PathLike | None 
             r = replace(r, levels=tuple(replace(lv, method=inputs.decided.get(lv.level, lv.method)) for lv in r.levels))
         results[label if len(chosen) == 1 else f"{label} [{p}]"] = r
     return results, inputs
+
+
+def score_clusters(inputs: ScoringInputs, clusters: Optional[str], predictions: str | os.PathLike,
+                   truth: str | os.PathLike | None = None) -> tuple[Optional[np.ndarray], str]:
+    """The resampling clusters of the scored rows, for ``score --clusters``: ``(clusters, what)``.
+
+    Args:
+        inputs: what :func:`read_scoring_inputs` read from ``predictions`` (and ``truth``).
+        clusters: None (rows are resampled: ``(None, "samples")``); a bluemarble version name
+            (``"bluemarble-v1"``, ``"bluemarble-v2"``): the held-out region of each row's id;
+            or a column name (exact, else any case) of the predictions table, or else of the
+            truth table (joined by the same ids), holding each row's cluster.
+
+    Raises:
+        TableError: no such column, or a row whose cluster is empty (named with file and row).
+        SplitError: a bluemarble id that is not a validation / test point.
+    """
+    if clusters is None:
+        return None, "samples"
+    from geocell_engine.data.bluemarble import BLUEMARBLE_VERSIONS
+
+    if clusters in BLUEMARBLE_VERSIONS:
+        from geocell_engine.data.regions import dataset_clusters
+
+        return dataset_clusters(clusters, inputs.predictions.ids), f"held-out regions of {clusters}"
+
+    def find(frame: pd.DataFrame) -> Optional[str]:
+        if clusters in frame.columns:
+            return clusters
+        low = [c for c in frame.columns if str(c).strip().lower() == clusters.strip().lower()]
+        return low[0] if len(low) == 1 else None
+
+    pred_path = Path(predictions)
+    pframe = read_table(pred_path)
+    col = find(pframe)
+    if col is not None:
+        values, path = pframe[col], pred_path
+        if len(values) != len(inputs.predictions):
+            raise TableError(f"{pred_path}: {len(values)} rows but {len(inputs.predictions)} were scored")
+    elif truth is not None and find(read_table(Path(truth))) is not None:
+        path = Path(truth)
+        tframe = read_table(path)
+        col = find(tframe)
+        ids = tframe[_truth_id_column(tframe, path)].astype(str).str.strip()
+        lookup = dict(zip(ids.tolist(), tframe[col].tolist()))
+        values = pd.Series([lookup.get(str(i)) for i in inputs.predictions.ids], dtype=object)
+    else:
+        where = f"{pred_path}" + (f" or {truth}" if truth is not None else "")
+        raise TableError(f"--clusters {clusters!r}: no such column in {where} and not a bluemarble version "
+                         f"({', '.join(BLUEMARBLE_VERSIONS)}); columns of {pred_path}: "
+                         f"{', '.join(map(str, pframe.columns))}")
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip().to_numpy(dtype=str)
+    empty = np.flatnonzero(text == "")
+    if empty.size:
+        i = int(empty[0])
+        raise TableError(f"{path}: column {col!r} has no cluster for row {i} of the scored rows "
+                         f"({empty.size} such rows); every row needs one")
+    return text, f"clusters ({col})"

@@ -51,7 +51,7 @@ def test_missing_file_fails_by_default_naming_line_path_count_and_flag(tiny):
     assert f"manifest.csv: row {row} (line {row + 2})" in message
     assert str(tiny.parent / "img/1_3.png") in message
     assert "2 missing image files in all" in message
-    assert "--on-bad-image skip" in message
+    assert "--on-bad-image skip (to `train` or `evaluate`)" in message  # both commands take the flag
 
 
 def test_missing_files_skipped_are_left_out_and_listed_under_their_split(tiny):

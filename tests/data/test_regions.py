@@ -79,3 +79,26 @@ def test_clusters_of_prediction_ids(tmp_path):
         bluemarble_clusters(["999999"], cache_dir=tmp_path, spec=SMALL)
     with pytest.raises(SplitError, match="no held-out regions"):
         bluemarble_regions(type("Train", (), {"split": "train"}))
+
+
+def test_recorded_region_ids_are_used_and_manifests_have_none(tmp_path):
+    """A version that records regions in split.csv (bluemarble-v2) gives exactly those ids, even
+    where linking the coordinates would name them differently; a manifest gets None (samples are
+    resampled). The folder is a stand-in with bluemarble-v2's definition and tiny manifests."""
+    from geocell_engine.data.regions import dataset_clusters
+
+    folder = tmp_path / bm.BLUEMARBLE_V2.name
+    ids = np.arange(6, dtype=np.int64)
+    lat = np.array([0.0, 0.1, 0.2, 20.0, 20.1, 40.0])
+    split = np.array(["train", "test", "test", "test", "val", "val"])
+    region = np.array([-1, 907, 907, 3, 3, 55], dtype=np.int64)  # not "smallest member id" names
+    points = bm.BlueMarblePoints(ids=ids, lat=lat, lon=np.zeros(6), geonameid=np.zeros(6, np.int64),
+                                 adm0_a3=np.full(6, "FRA"), adm1_code=np.full(6, "FRA-1"), split=split,
+                                 stats={}, region=region)
+    sha = write_manifests(points, folder, region_column=True)
+    (folder / "info.json").write_text(json.dumps({"spec": bm.BLUEMARBLE_V2.to_dict(), "sha256": sha}))
+    got = dataset_clusters("bluemarble-v2", ["5", "3", "1", "2", "4"], cache_dir=tmp_path)
+    assert got.tolist() == [55, 3, 907, 907, 3]
+    assert dataset_clusters("photos/manifest.csv", ["a", "b"], cache_dir=tmp_path) is None
+    with pytest.raises(SplitError, match="training point"):
+        dataset_clusters("bluemarble-v2", ["0"], cache_dir=tmp_path)

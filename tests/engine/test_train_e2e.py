@@ -58,13 +58,37 @@ def assert_report_matches_rows(result: dict, frame: pd.DataFrame) -> None:
                                           for k in distance["accuracy_at_km"]}
     hits = (frame.pred_country == frame.true_country).to_numpy()
     assert result["country"]["top_k_accuracy"]["1"] == pytest.approx(float(np.mean(hits)))
+    assert_intervals_hold_points(result)
+
+
+def assert_intervals_hold_points(result: dict, scheme: str = "sample bootstrap") -> None:
+    """A report entry carries 95% intervals on median / mean km, accuracy at every threshold,
+    GeoScore and country top-1; each is centred on the reported value and holds it."""
+    iv = result["intervals"]
+    assert iv is not None and iv["level"] == 0.95 and iv["resamples"] == 2000 and iv["method"].startswith(scheme)
+    distance = result["distance"]
+    expected = {"median_km": distance["median_km"], "mean_km": distance["mean_km"],
+                "geoscore": distance["mean_geoscore"], "country_top1": result["country"]["top_k_accuracy"]["1"],
+                **{f"accuracy_{float(k):g}km": v for k, v in distance["accuracy_at_km"].items()}}
+    assert set(iv["metrics"]) == set(expected)
+    for key, value in expected.items():
+        m = iv["metrics"][key]
+        assert m["point"] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        assert m["low"] is not None and m["low"] <= m["point"] <= m["high"], (key, m)
 
 
 @pytest.mark.parametrize("task", ["region", "country", "latlon", "distance", "multi"])
 def test_every_task_trains_evaluates_and_predicts(tiny, tmp_path, task, capsys):
     extra = ["--multi-tasks", "region,country,latlon,distance"] if task == "multi" else []
+    capsys.readouterr()
     assert train(tiny, tmp_path, "--task", task, *extra) == 0
+    out = capsys.readouterr().out
     run = tmp_path / f"{task}-manifest"
+    # the printed table and report.md carry 95% intervals (a manifest has no regions: samples)
+    note = "95% intervals in brackets: sample bootstrap over 12 samples"
+    assert note in out and note in (run / "report.md").read_text()
+    model_row = next(line for line in out.splitlines() if line.startswith("| model |"))
+    assert model_row.count("–") >= 8, model_row  # median, mean, 4 thresholds, GeoScore, country top-1
     for name in ("config.yaml", "metrics.jsonl", "best.pt", "last.pt", "report.json", "report.md", "predictions.csv"):
         assert (run / name).is_file(), name
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -77,6 +101,11 @@ def test_every_task_trains_evaluates_and_predicts(tiny, tmp_path, task, capsys):
     test_rows = read_predictions(run / "predictions.csv")
     assert len(test_rows) == 12 and set(test_rows.true_country) == {"AUS", "FRA", "USA"}
     assert_report_matches_rows(report["results"]["model"], test_rows)
+    for name, entry in report["results"].items():  # every baseline row too
+        assert entry["intervals"]["n"] == entry["n"], name
+        for key, m in entry["intervals"]["metrics"].items():
+            assert m["low"] <= m["point"] <= m["high"], (name, key, m)
+    assert {"continent", "hemisphere"} <= set(report["breakdowns"])
     # the checkpoint loads with weights_only=True and carries the labels
     ckpt = torch.load(run / "best.pt", weights_only=True)
     assert ckpt["task"]["labels"]["countries"] == ["AUS", "FRA", "USA"] and ckpt["task"]["name"] == task

@@ -243,3 +243,15 @@ def test_tables():
     assert format_interval(iv) == "1,234 (1,100–1,400)" or format_interval(iv) == "1,235 (1,100–1,400)"
     assert format_interval(Interval(5.0, math.nan, math.nan, 0.95, 1, 1, "x"), "score") == "5"
     assert isinstance(r, MetricIntervals) and r.as_dict()["metrics"]["median_km"]["n_clusters"] == 25
+
+
+def test_large_sample_bootstrap_uses_percentile(monkeypatch):
+    """Above BCA_MAX_SAMPLES the sample bootstrap switches to the percentile method (BCa's
+    jackknife is quadratic in N) and says so; the cluster bootstrap keeps BCa."""
+    import geocell_engine.evaluation.intervals as iv_mod
+
+    p = make_preds(n=300)
+    monkeypatch.setattr(iv_mod, "BCA_MAX_SAMPLES", 299)
+    r = bootstrap_intervals(p, n_resamples=200)
+    assert r.method == "sample bootstrap, percentile" and r.median_km.contains(r.median_km.point)
+    assert bootstrap_intervals(p, np.arange(300) // 3, n_resamples=200).method == "cluster bootstrap, BCa"

@@ -6,6 +6,8 @@ seeded guesses), and every number is compared with a direct computation of the s
 
 from __future__ import annotations
 
+import re
+
 import json
 import warnings
 
@@ -28,11 +30,22 @@ def im2gps3k(tmp_path_factory):
     return d, truth
 
 
-def _table_rows(text: str) -> dict[str, list[str]]:
+def _split_cell(cell: str) -> tuple[float, float, float]:
+    """``"2,235 (2,101–2,390)"`` -> (2235.0, 2101.0, 2390.0)."""
+    m = re.fullmatch(r"([-\d.,]+) \(([-\d.,]+)–([-\d.,]+)\)", cell)
+    assert m, f"no interval in {cell!r}"
+    return tuple(float(g.replace(",", "")) for g in m.groups())  # type: ignore[return-value]
+
+
+def _table_rows(text: str, intervals: bool = False) -> dict[str, list[str]]:
+    """Cells of each table row by predictor; the interval of a cell is dropped (``"300 (281–317)"``
+    -> ``"300"``) unless ``intervals``."""
     rows = {}
     for line in text.splitlines():
         if line.startswith("| ") and not line.startswith("| predictor") and not line.startswith("| ---"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not intervals:
+                cells = [c.split(" (")[0] for c in cells]
             rows.setdefault(cells[0], cells[1:])
     return rows
 
@@ -52,6 +65,14 @@ def test_score_cli_scores_a_3000_row_im2gps3k_file_in_full_under_every_profile(i
         row = rows[f"geoclip_dump [{name}]"]
         assert float(row[0].replace(",", "")) == pytest.approx(direct.distance.median_km, abs=0.5)
         assert float(row[3]) == pytest.approx(100 * direct.distance.accuracy_at_km[200.0], abs=0.05)
+    # every headline cell carries its 95% interval, and the interval holds the point
+    with_iv = _table_rows(out, intervals=True)
+    assert "95% intervals in brackets: sample bootstrap over 3,000 samples" in out
+    for name in PROFILES:
+        cells = with_iv[f"geoclip_dump [{name}]"]
+        for cell in cells[:7] + ([cells[7]] if name != "geoclip" else []):  # median .. GeoScore, country top-1
+            point, low, high = _split_cell(cell)
+            assert low <= point <= high and low < high, (name, cell)
 
 
 def test_results_follow_each_profile(im2gps3k):
@@ -158,3 +179,41 @@ def test_swapped_truth_header_warns_and_an_out_of_range_one_is_an_error(tmp_path
     bf.im2gps3k_style(tmp_path / "world.csv", 300, seed=4, swapped_header=True)  # longitudes beyond 90 in LAT
     with pytest.raises(InvalidCoordinateError, match=r"column 'LAT' \(latitude\) .* outside \[-90, 90\].*swapped"):
         read_scoring_inputs(tmp_path / "p.csv", tmp_path / "world.csv")
+
+
+def test_score_intervals_by_cluster_column_and_without(tmp_path, capsys):
+    """`score --clusters COLUMN` resamples whole clusters (the note names them, the cells hold the
+    points); `--resamples 0` prints bare points; a missing column or an empty cluster is refused."""
+    rng = np.random.default_rng(3)
+    n = 400
+    lat, lon = rng.uniform(-40, 60, n), rng.uniform(-120, 140, n)
+    frame = pd.DataFrame({"id": np.arange(n), "true_lat": lat, "true_lon": lon,
+                          "pred_lat": np.clip(lat + rng.normal(0, 4, n), -90, 90), "pred_lon": lon + rng.normal(0, 4, n),
+                          "region": np.arange(n) // 10})
+    path = tmp_path / "p.csv"
+    frame.to_csv(path, index=False)
+    out_dir = tmp_path / "rep"
+    assert cli.main(["score", str(path), "--clusters", "region", "--resamples", "300", "--out-dir", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "95% intervals in brackets: cluster bootstrap over 40 clusters (region) (BCa); 300 resamples, seed 0." in out
+    cells = _table_rows(out, intervals=True)["p"]
+    for cell in cells[:7]:
+        point, low, high = _split_cell(cell)
+        assert low <= point <= high, cell
+    report = json.loads((out_dir / "report.json").read_text())
+    iv = report["results"]["p"]["intervals"]
+    assert iv["n_clusters"] == 40 and iv["method"].startswith("cluster bootstrap")
+    assert report["results"]["p"]["distance"]["median_km"] == pytest.approx(iv["metrics"]["median_km"]["point"])
+    assert "by continent" in (out_dir / "report.md").read_text()
+    assert cli.main(["score", str(path), "--resamples", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "95% intervals" not in out and "–" not in _table_rows(out, intervals=True)["p"][0]
+    assert cli.main(["score", str(path), "--clusters", "nope"]) == 2
+    assert "--clusters 'nope': no such column" in capsys.readouterr().err
+    frame.loc[7, "region"] = None
+    frame.to_csv(path, index=False)
+    assert cli.main(["score", str(path), "--clusters", "region"]) == 2
+    assert "no cluster for row 7" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it before any work
+        cli.main(["score", str(path), "--resamples", "50"])
+    assert exc.value.code == 2 and "at least 100" in capsys.readouterr().err
