@@ -2,17 +2,19 @@
 
 Run: python benchmarks/bench_loader.py [--images 512] [--fit-images 384] [--batch-size 32] [--repeat 1]
 
-Data: 64 synthetic 1600 x 900 JPEG frames (smooth colour fields plus fine noise, quality 90,
-about 0.3-0.5 MB each, the size of a GeoGuessr screenshot), written once to a temp folder.
+Data: 64 JPEG frames of 1600 x 900 px built from real photographs (:func:`make_frames`), written
+once to a temp folder.
 
 Cases, each in a fresh process (its own peak RSS, workers included), alternated ``--repeat`` times:
   * ``loader-N``: the training DataLoader alone (geocell_engine.data.loader) with N workers:
-    decode with PIL ``draft`` + the photo transforms to 224 px (random resized crop, +-10 degree
-    rotation, colour jitter, RandAugment rand-m6-n2), uint8 batches out; images/s after the first
-    batch (worker start-up excluded). Target: >= 150 images/s per worker, 2 workers faster than 1.
+    decode with PIL ``draft`` + the default photo transforms to 224 px (random resized crop with a
+    +-10 degree rotation, colour jitter 0.2), uint8 batches out; images/s after the first batch
+    (worker start-up excluded). Target: >= 150 images/s per worker, 2 workers faster than 1.
+    ``loader-0-randaugment`` adds RandAugment rand-m6-n2 (the seed000 recipe).
   * ``bare``: EfficientNet-Lite0 (offline ImageNet weights) with the region head at 224 px, forward
-    + loss + backward + AdamW step on batches decoded beforehand, timed per step (first step left
-    out). The speed a perfect input pipeline would reach.
+    + loss + backward + AdamW step on batches decoded beforehand, every step timed (the first, where
+    oneDNN picks its kernels, too: fit's epoch time includes it). The speed a perfect input
+    pipeline would reach.
   * ``fit-N``: geocell_engine.engine.fit.fit for one epoch over the JPEG manifest with N loader
     workers (validation excluded; the epoch time includes waiting for data). Target: the best
     ``fit-N`` >= 0.9 x bare.
@@ -43,21 +45,31 @@ WORKERS = (0, 1, 2)
 
 
 def make_frames(folder: Path, n: int = N_FILES) -> Path:
-    """``n`` 1600 x 900 JPEGs at places around the world and a manifest of them (kept if present)."""
+    """``n`` 1600 x 900 JPEG frames (quality 90) at places around the world, and a manifest of them
+    (kept if present). Each frame is a mosaic of 400 x 300 crops at native resolution of the two
+    real photographs scikit-learn ships (``load_sample_images``), so it has a photo's detail and a
+    photo's file size (about 450 KB, what a 1600 x 900 street-level screenshot weighs at quality 90)."""
     import pandas as pd
     from PIL import Image
+    from sklearn.datasets import load_sample_images
 
     manifest = folder / "frames.csv"
     if manifest.is_file():
         return manifest
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = load_sample_images().images  # two (427, 640, 3) uint8 photographs
     rng = np.random.default_rng(0)
     rows = []
     for i in range(n):
-        coarse = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8)
-        field = np.asarray(Image.fromarray(coarse).resize((1600, 900), Image.Resampling.BICUBIC), dtype=np.int16)
-        pixels = np.clip(field + rng.normal(0, 12, field.shape), 0, 255).astype(np.uint8)
+        frame = np.zeros((900, 1600, 3), np.uint8)
+        for y in range(0, 900, 300):
+            for x in range(0, 1600, 400):
+                photo = photos[rng.integers(len(photos))]
+                top, left = rng.integers(0, photo.shape[0] - 300), rng.integers(0, photo.shape[1] - 400)
+                tile = photo[top:top + 300, left:left + 400]
+                frame[y:y + 300, x:x + 400] = tile[:, ::-1] if rng.random() < 0.5 else tile
         path = folder / f"frame{i:03d}.jpg"
-        Image.fromarray(pixels).save(path, quality=90)
+        Image.fromarray(frame).save(path, quality=90)
         split = "val" if i % 16 == 0 else "train"
         rows.append({"path": path.name, "lat": float(rng.uniform(-50, 60)), "lon": float(rng.uniform(-120, 140)),
                      "split": split})
@@ -66,11 +78,11 @@ def make_frames(folder: Path, n: int = N_FILES) -> Path:
     return manifest
 
 
-def _settings():
+def _settings(rand_augment: str = "none"):
+    """The default photo transforms at 224 px (``rand_augment``: the seed000 recipe's addition)."""
     from geocell_engine.data.transforms import PhotoTransformSettings
 
-    return PhotoTransformSettings(224, 224, crop_scale=0.5, rotate_deg=10.0, color_jitter=0.2,
-                                  rand_augment="rand-m6-n2")
+    return PhotoTransformSettings(224, 224, rand_augment=rand_augment)
 
 
 def _peak_rss_mb() -> dict[str, float]:
@@ -79,11 +91,11 @@ def _peak_rss_mb() -> dict[str, float]:
     return {"peak_rss_mb": own, "peak_rss_worker_mb": children}
 
 
-def run_loader(folder: Path, workers: int, n_images: int, batch_size: int) -> dict:
+def run_loader(folder: Path, workers: int, n_images: int, batch_size: int, rand_augment: str = "none") -> dict:
     from geocell_engine.data.loader import EpochBatches, PhotoDataset, make_loader
     from geocell_engine.data.transforms import decode_side, photo_train_transform
 
-    settings = _settings()
+    settings = _settings(rand_augment)
     paths = sorted(str(p) for p in folder.glob("frame*.jpg"))
     data = PhotoDataset(paths, None, "train", photo_train_transform(settings), decode_side(settings, True), seed=0)
     batches = EpochBatches()
@@ -104,8 +116,7 @@ def _config(folder: Path, workers: int, batch_size: int):
 
     return TrainConfig(data=str(folder / "frames.csv"), image_size=224, epochs=1, batch_size=batch_size, quiet=True,
                        out_dir=str(Path(tempfile.mkdtemp(prefix="bench_loader_"))), cell_min_samples=2,
-                       cell_max_samples=8, num_workers=workers, crop_scale=0.5, rotate_deg=10.0, color_jitter=0.2,
-                       rand_augment="rand-m6-n2")
+                       cell_max_samples=8, num_workers=workers)  # the default photo transforms
 
 
 def _train_split(config, n_images: int):
@@ -134,16 +145,15 @@ def run_bare(folder: Path, n_images: int, batch_size: int) -> dict:
     targets = {k: torch.as_tensor(v) for k, v in task.targets(train).items()}
     batches = list(iterate_batches(train, np.arange(len(train)), batch_size, 224, decode=eval_decoder(config)))
     seconds, n = 0.0, 0
-    for step, (images, idx) in enumerate(batches):
+    for images, idx in batches:
         start = time.perf_counter()
         x = images.float().div_(255.0)
         loss, _ = task.loss(model(x), {k: v[torch.as_tensor(idx)] for k, v in targets.items()})
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if step:  # the first step selects kernels: left out
-            seconds += time.perf_counter() - start
-            n += len(idx)
+        seconds += time.perf_counter() - start  # every step, the first too (as fit's epoch time has it)
+        n += len(idx)
     return {"images_per_s": n / seconds, **_peak_rss_mb()}
 
 
@@ -162,7 +172,9 @@ def run_fit(folder: Path, workers: int, n_images: int, batch_size: int) -> dict:
 
 def run_case(case: str, folder: Path, args) -> dict:
     kind, _, n = case.partition("-")
-    if kind == "loader":
+    if case == "loader-0-randaugment":
+        out = run_loader(folder, 0, args.images, args.batch_size, rand_augment="rand-m6-n2")
+    elif kind == "loader":
         out = run_loader(folder, int(n), args.images, args.batch_size)
     elif kind == "bare":
         out = run_bare(folder, args.fit_images, args.batch_size)
@@ -185,7 +197,7 @@ def main(argv=None) -> dict:
         return {}
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_loader_frames_"))
     make_frames(folder)
-    cases = [f"loader-{w}" for w in WORKERS] + ["bare"] + [f"fit-{w}" for w in WORKERS]
+    cases = [f"loader-{w}" for w in WORKERS] + ["loader-0-randaugment", "bare"] + [f"fit-{w}" for w in WORKERS]
     runs: dict[str, list] = {c: [] for c in cases}
     for _ in range(args.repeat):
         for case in cases:
@@ -200,7 +212,7 @@ def main(argv=None) -> dict:
         row = {"case": case, "images_per_s": ips, "all_runs": [round(r["images_per_s"], 1) for r in rs],
                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                "peak_rss_worker_mb": max(r["peak_rss_worker_mb"] for r in rs)}
-        if case.startswith("loader-") and case != "loader-0":
+        if case in ("loader-1", "loader-2"):
             row["per_worker"] = ips / int(case.split("-")[1])
         if case.startswith(("fit", "bare")):
             row["ratio_vs_bare"] = ips / bare

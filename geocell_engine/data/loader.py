@@ -97,7 +97,7 @@ class PhotoDataset:
         index, epoch = int(key[0]), int(key[1])
         path = str(self.paths[index])
         try:
-            img = open_rgb(path, short_side=self.decode_side)
+            img = open_rgb(path, short_side=self.decode_side, exact=False)  # the transform resizes
         except _BAD_IMAGE_ERRORS as exc:
             return None, index, self._bad(index, exc)
         state = random.getstate(), np.random.get_state()
@@ -106,7 +106,7 @@ class PhotoDataset:
                 s = seeded(self.seed, epoch, index)
                 random.seed(s)
                 np.random.seed(s)
-                torch.manual_seed(s)
+                torch.default_generator.manual_seed(s)  # the CPU generator only: 0.5 ms less than manual_seed
                 return self.transform(img), index, None
         finally:
             random.setstate(state[0])
