@@ -5,7 +5,10 @@ Run: python benchmarks/bench_fit.py [--images 2560] [--batch-size 64] [--repeat 
 On bluemarble-v1 training patches (64 px, EfficientNet-Lite0 with its offline ImageNet weights,
 region task with semantic cells), each case in a fresh process (these 2-core machines showed
 large process-to-process swings when cases shared one process), alternating the cases
-``--repeat`` times:
+``--repeat`` times in a rotating order. With a fixed order (bare, bf16, fit) fit came out
+faster than the bare step it contains (1.13x on 2026-11-23, 1.02x on 2026-12-02), which cannot
+be; with the order rotated the same day it was 0.90x, its three runs spread over 164-217 img/s,
+so the fixed order and the spread between processes made the impossible figure:
   * bare: forward + loss + backward + AdamW step, timed per step on batches that were read and
     normalised beforehand (fp32 and bf16 autocast, channels_last);
   * fit: geocell_engine.engine.fit.fit for one epoch over the same images, which also reads the memory
@@ -97,8 +100,9 @@ def main(argv=None) -> dict:
         print(json.dumps(run_case(args.case, args.images, args.batch_size)))
         return {}
     runs: dict[str, list] = {"bare-fp32": [], "bare-bf16": [], "fit": []}
-    for _ in range(args.repeat):
-        for case in runs:
+    names = list(runs)
+    for r in range(args.repeat):
+        for case in names[r % len(names):] + names[:r % len(names)]:  # rotated: no case always follows another
             out = subprocess.run([sys.executable, __file__, "--case", case, "--images", str(args.images),
                                   "--batch-size", str(args.batch_size)], capture_output=True, text=True, check=True)
             runs[case].append(json.loads(out.stdout.strip().splitlines()[-1]))

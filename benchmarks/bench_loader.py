@@ -199,8 +199,8 @@ def main(argv=None) -> dict:
     make_frames(folder)
     cases = [f"loader-{w}" for w in WORKERS] + ["loader-0-randaugment", "bare"] + [f"fit-{w}" for w in WORKERS]
     runs: dict[str, list] = {c: [] for c in cases}
-    for _ in range(args.repeat):
-        for case in cases:
+    for r in range(args.repeat):
+        for case in cases[r % len(cases):] + cases[:r % len(cases)]:  # rotated, as in bench_fit.py
             out = subprocess.run([sys.executable, __file__, "--case", case, "--folder", str(folder), "--images",
                                   str(args.images), "--fit-images", str(args.fit_images), "--batch-size",
                                   str(args.batch_size)], capture_output=True, text=True, check=True)

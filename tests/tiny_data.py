@@ -42,3 +42,31 @@ def make_tiny_dataset(root: Path, n_per_place: int = 14, seed: int = 0, size: tu
     manifest = root / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
+
+
+def make_tiny_photo_folder(root: Path, n_per_place: int = 14, seed: int = 0, without_gps: int = 2) -> Path:
+    """A folder of JPEG photos (in two sub-folders) with GPS in their EXIF, at the places of
+    :data:`PLACES` and coloured by place, plus ``without_gps`` photos that have none."""
+    from PIL import Image
+
+    def dms(v: float) -> tuple[float, float, float]:
+        v = abs(v)
+        d = int(v)
+        m = int((v - d) * 60)
+        return float(d), float(m), round((v - d - m / 60) * 3600, 4)
+
+    rng = np.random.default_rng(seed)
+    for p, (lat, lon, rgb) in enumerate(PLACES):
+        for i in range(n_per_place):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (40, 64, 3)), 0, 255).astype(np.uint8)
+            exif = Image.Exif()
+            gps = exif.get_ifd(0x8825)
+            la, lo = lat + rng.normal(0, 0.2), lon + rng.normal(0, 0.2)
+            gps[1], gps[2] = ("N" if la >= 0 else "S"), dms(la)
+            gps[3], gps[4] = ("E" if lo >= 0 else "W"), dms(lo)
+            folder = root / ("trip-a" if p % 2 else "trip-b")
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(folder / f"{p}_{i}.jpg", exif=exif)
+    for i in range(without_gps):
+        Image.fromarray(np.full((40, 64, 3), 128, np.uint8)).save(root / f"no_gps_{i}.jpg")
+    return root

@@ -8,6 +8,7 @@ training loop (vectorised, cheap on a CPU).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Union
@@ -43,11 +44,14 @@ class DatasetInfo:
     version: str
     sha256: Mapping[str, str]
     images: ImageAccount = field(default_factory=ImageAccount, compare=False, repr=False)
+    split_rule: str = field(default="", compare=False)
+    left_out: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: name, version, sha256, and ``images`` (:meth:`ImageAccount.as_dict`)."""
+        """JSON-ready: name, version, sha256, ``images`` (:meth:`ImageAccount.as_dict`), the split
+        rule, and how many photos of a folder were left out (no GPS, ...)."""
         return {"name": self.name, "version": self.version, "sha256": dict(self.sha256),
-                "images": self.images.as_dict()}
+                "images": self.images.as_dict(), "split_rule": self.split_rule, "left_out": len(self.left_out)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,9 +124,71 @@ def _split_from_file(split_file: str, n_rows: int, path: Path) -> np.ndarray:
     return np.asarray(names, dtype=object)
 
 
-def _split_names(path: Path, table, n_rows: int, seed: int, split_file: Optional[str]) -> np.ndarray:
-    """``(n_rows,)`` train / val / test for every data row of the manifest, rows with a missing
-    image included (so a missing file never moves another row to another split)."""
+#: Orders of region seeds :func:`default_split` tries before it gives up (small data sets with few
+#: places can run out of eligible seeds in one order and not in another).
+_SPATIAL_ATTEMPTS = 5
+
+
+def default_split(lat: np.ndarray, lon: np.ndarray, country: Optional[np.ndarray], seed: int,
+                  method: str = "spatial") -> tuple[np.ndarray, str]:
+    """The split of samples that come without one: ``(names (N,) of train / val / test / "",
+    the rule in words)``; ``""`` marks a sample left unused.
+
+    ``"spatial"`` (the default): :func:`geocell_engine.data.splits.spatial_split` with 10% each
+    for validation and test in held-out regions at least
+    :data:`geocell.constants.SPATIAL_SPLIT_BUFFER_KM` from every training point (samples inside
+    the buffers are left unused and counted), countries kept in training. ``"random"``: a seeded
+    80 / 10 / 10 draw. Samples without coordinates (NaN) are always split at random.
+
+    Raises:
+        DataError: the spatial split cannot place validation or test regions (too few places);
+            the message says to pass ``--split-method random``.
+    """
+    from geocell.constants import SPATIAL_SPLIT_BUFFER_KM
+    from geocell_engine.data.splits import SplitError, spatial_split
+
+    n = int(np.asarray(lat).size)
+    has_xy = np.isfinite(lat) & np.isfinite(lon)
+    if method == "random" or not has_xy.all():
+        u = np.random.default_rng(seed).random(n)
+        names = np.where(u < 0.8, "train", np.where(u < 0.9, "val", "test")).astype(object)
+        why = "" if method == "random" else " (the samples have no coordinates)"
+        return names, f"random 80/10/10, seed {seed}{why}"
+    if method != "spatial":
+        raise DataError(f"split method {method!r}; expected 'spatial' or 'random'")
+    labels = None
+    if country is not None:  # the keep-every-country rule; a point off every coast counts for the nearest one
+        labels = np.asarray(country).astype(str).copy()
+        unknown = labels == ""
+        if unknown.any():
+            from geocell.assign import assign_country
+
+            labels[unknown] = assign_country(np.asarray(lat)[unknown], np.asarray(lon)[unknown],
+                                             max_distance_km=math.inf)
+    rng = np.random.default_rng(seed)
+    for attempt in range(_SPATIAL_ATTEMPTS):  # region seeds are tried in input order: a few orders
+        order = rng.permutation(n)
+        try:
+            result = spatial_split(np.asarray(lat)[order], np.asarray(lon)[order], fractions=(0.8, 0.1, 0.1),
+                                   buffer_km=SPATIAL_SPLIT_BUFFER_KM,
+                                   labels=None if labels is None else labels[order], seed=seed)
+            break
+        except SplitError as exc:
+            if attempt == _SPATIAL_ATTEMPTS - 1:
+                raise DataError(f"the default spatial split failed with {_SPATIAL_ATTEMPTS} orders of region seeds "
+                                f"({exc}); give a split column, a --split-file, or --split-method random") from exc
+    names = np.empty(n, dtype=object)
+    names[order] = result.split
+    unused = int((names == "").sum())
+    rule = (f"spatial, seed {seed}: validation and test regions at least {SPATIAL_SPLIT_BUFFER_KM:.0f} km from "
+            f"every training sample; {unused:,} sample{'s' if unused != 1 else ''} inside the buffers left unused")
+    return names, rule
+
+
+def _split_names(path: Path, table, n_rows: int, seed: int, split_file: Optional[str],
+                 method: str = "spatial") -> tuple[np.ndarray, str]:
+    """``((n_rows,) train / val / test / "" for every data row of the manifest, the rule)``, rows
+    with a missing image included (so a missing file never moves another row to another split)."""
     from geocell.tables import read_table
     from geocell_engine.data.samples import source_row_name
 
@@ -130,6 +196,7 @@ def _split_names(path: Path, table, n_rows: int, seed: int, split_file: Optional
     split_col = next((c for c in frame.columns if str(c).lower() == "split"), None)
     if split_file is not None:
         split, where = _split_from_file(split_file, n_rows, path), lambda r: f"{split_file}: row {r}"
+        rule = f"from {split_file}"
     elif split_col is not None:
         if len(frame) == n_rows:
             column = frame[split_col]
@@ -138,15 +205,23 @@ def _split_names(path: Path, table, n_rows: int, seed: int, split_file: Optional
             column = raw[next(c for c in raw.columns if str(c).lower() == "split")]
         split = column.astype(str).str.lower().to_numpy(dtype=object)
         where = lambda r: source_row_name(path, r)  # noqa: E731
-    else:  # a seeded 80 / 10 / 10 random split; use geocell_engine.data.splits for a spatial one
-        u = np.random.default_rng(seed).random(n_rows)
-        return np.where(u < 0.8, "train", np.where(u < 0.9, "val", "test")).astype(object)
+        rule = f"the {split_col!r} column"
+    else:  # every row, those with a missing image too: their coordinates are in the file
+        from geocell_engine.data.readers import read_manifest
+
+        everything = read_manifest(path, missing="ignore")
+        country = everything.frame["adm0_a3"].fillna("").astype(str).to_numpy() if "adm0_a3" in everything.frame else None
+        if country is None:
+            from geocell.assign import get_assigner
+
+            country = np.asarray(get_assigner().assign(everything.lat, everything.lon).country).astype(str)
+        return default_split(everything.lat, everything.lon, country, seed, method)
     bad = ~np.isin(split, ["train", "val", "test"])
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         raise DataError(f"{where(r)}: split {split[r]!r}; expected train, val or test"
                         f" ({int(bad.sum())} such row{'s' if bad.sum() > 1 else ''} in all)")
-    return split
+    return split, rule
 
 
 def _missing_images(path: Path, table, split: np.ndarray, on_bad_image: OnBadImage, account: ImageAccount) -> None:
@@ -158,6 +233,9 @@ def _missing_images(path: Path, table, split: np.ndarray, on_bad_image: OnBadIma
     if read is None or len(read.dropped) == 0:
         return
     gone = read.dropped
+    gone = gone[split[gone.source_row.to_numpy()] != ""]  # rows the split leaves unused are not needed
+    if len(gone) == 0:
+        return
     if on_bad_image == "fail":
         first = gone.iloc[0]
         n = len(gone)
@@ -201,19 +279,20 @@ class _Samples:
                         admin1=self.admin1[sel], ids=self.ids[sel], paths=self.paths[sel], row_names=self.rows[sel])
 
 
-def _info(path: Path, split_file: Optional[str], account: ImageAccount) -> DatasetInfo:
+def _info(path: Path, split_file: Optional[str], account: ImageAccount, rule: str = "") -> DatasetInfo:
     from geocell_engine.data.samples import sha256_file
 
     sha = {"manifest": sha256_file(path)}
     if split_file is not None:
         sha["split"] = sha256_file(split_file)
-    return DatasetInfo(name=path.name, version="manifest", sha256=sha, images=account)
+    return DatasetInfo(name=path.name, version="manifest", sha256=sha, images=account, split_rule=rule)
 
 
 def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None,
-                     on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
+                     on_bad_image: OnBadImage = "fail", split_method: str = "spatial"
+                     ) -> tuple[dict[str, GeoSplit], DatasetInfo]:
     table, n_rows = _read_samples(path)
-    split_all = _split_names(path, table, n_rows, seed, split_file)
+    split_all, rule = _split_names(path, table, n_rows, seed, split_file, split_method)
     account = ImageAccount()
     _missing_images(path, table, split_all, on_bad_image, account)
 
@@ -225,7 +304,43 @@ def _manifest_splits(path: Path, seed: int, split_file: Optional[str] = None,
             raise DataError(f"{path}: the {name} split is empty; give a 'split' column with train/val/test rows")
         out[name] = samples.split(name, np.flatnonzero(split == name))
         require_usable(out[name], account)
-    return out, _info(path, split_file, account)
+    return out, _info(path, split_file, account, rule)
+
+
+def _folder_splits(root: Path, seed: int, on_bad_image: OnBadImage, split_method: str
+                   ) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+    """A folder of geotagged photos: coordinates from EXIF GPS, labels from ``geocell.assign``,
+    the default split; photos without (valid) GPS or that cannot be opened are left out and listed
+    in ``info.left_out``."""
+    from geocell_engine.data.readers import read_exif_folder
+
+    table = read_exif_folder(root)
+    read = next((r for r in table.reports if r.step == "read"), None)
+    left_out: tuple[tuple[str, str, str], ...] = ()
+    if read is not None and len(read.dropped):
+        left_out = tuple((str(r.path), str(r.reason), str(r.detail)) for r in read.dropped.itertuples(index=False))
+    samples = _Samples(table)
+    names, rule = default_split(samples.lat, samples.lon, samples.country, seed, split_method)
+    out, account = {}, ImageAccount()
+    for name in ("train", "val", "test"):
+        if not (names == name).any():
+            raise DataError(f"{root}: the {name} split is empty ({rule}); add photos or pass --split-method random")
+        out[name] = samples.split(name, np.flatnonzero(names == name))
+    sha = {"listing": _listing_sha256(table.frame["path"].tolist())}
+    return out, DatasetInfo(name=root.name, version="photo folder", sha256=sha, images=account, split_rule=rule,
+                            left_out=left_out)
+
+
+def _listing_sha256(paths: list[str]) -> str:
+    """sha256 of a folder's photo list (path, size, modification time): the folder's identity."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for path in paths:
+        st = os.stat(path)
+        h.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -285,7 +400,7 @@ def load_eval_split(data: str, split: Optional[str] = None, *, seed: int = 0, sp
         name, split_all = "all", np.full(n_rows, "all", dtype=object)
     else:
         name = split or "test"
-        split_all = _split_names(path, table, n_rows, seed, split_file)
+        split_all, _ = _split_names(path, table, n_rows, seed, split_file)
     account = ImageAccount()
     _missing_images(path, table, split_all, on_bad_image, account)
     samples = _Samples(table)
@@ -299,12 +414,16 @@ def load_eval_split(data: str, split: Optional[str] = None, *, seed: int = 0, sp
 
 
 def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
-                on_bad_image: OnBadImage = "fail") -> tuple[dict[str, GeoSplit], DatasetInfo]:
-    """Train / val / test splits of a data set: ``"bluemarble-v1"``, ``"bluemarble-v2"`` or a manifest path.
+                on_bad_image: OnBadImage = "fail", split_method: str = "spatial"
+                ) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+    """Train / val / test splits of a data set: ``"bluemarble-v1"``, ``"bluemarble-v2"``, a
+    manifest path, or a folder of photos with GPS in their EXIF.
 
     A manifest's split comes from ``split_file`` (an ``id,split`` file written by
-    ``cli.py data split``), else from its ``split`` column (train / val / test), else from a
-    seeded 80/10/10 random split. Every row whose image file does not exist raises
+    ``cli.py data split``), else from its ``split`` column (train / val / test), else from
+    :func:`default_split` with ``split_method`` (spatial by default; ``info.split_rule`` says
+    which rule was used). A folder is split by :func:`default_split`; its photos without GPS
+    are listed in ``info.left_out``. Every row whose image file does not exist raises
     (``on_bad_image="fail"``) or is left out and recorded in ``info.images`` under its split
     (``"skip"``); files that exist but cannot be decoded are found later by
     :func:`screen_split` / :func:`iterate_batches`.
@@ -332,9 +451,14 @@ def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
             from geocell.errors import InputFileError
 
             raise InputFileError(f"{path}: no such manifest")
-        return _manifest_splits(path, seed, split_file, on_bad_image)
-    raise DataError(f"unknown data set {data!r}; expected {' or '.join(map(repr, BLUEMARBLE_NAMES))} or a manifest "
-                    "file (.csv / .parquet)")
+        return _manifest_splits(path, seed, split_file, on_bad_image, split_method)
+    if path.is_dir():
+        if split_file is not None:
+            raise DataError(f"--split-file is for a manifest; {path} is a folder (its split is made by "
+                            "--split-method)")
+        return _folder_splits(path, seed, on_bad_image, split_method)
+    raise DataError(f"unknown data set {data!r}; expected {' or '.join(map(repr, BLUEMARBLE_NAMES))}, a manifest "
+                    "file (.csv / .parquet) or a folder of geotagged photos")
 
 
 def robustness_split(data: str) -> Optional[GeoSplit]:

@@ -110,9 +110,13 @@ class TrainConfig:
 
     # -- data
     data: str = option("bluemarble-v1", "data", "'bluemarble-v1' or 'bluemarble-v2' (real NASA Blue Marble patches, built into the "
-                       "cache on first use) or a manifest CSV/Parquet with image paths and lat/lon", metavar="NAME|FILE")
+                       "cache on first use), a manifest CSV/Parquet with image paths and lat/lon, or a folder of "
+                       "photos with GPS in their EXIF", metavar="NAME|FILE|DIR")
     split_file: str | None = option(None, "data", "an id,split file from 'cli.py data split' for a --data manifest",
                                     metavar="FILE")
+    split_method: Literal["spatial", "random"] = option(
+        "spatial", "data", "how a manifest without a split column, or a photo folder, is split: spatial (held-out "
+        "regions 363 km from training, the buffers left unused) or random 80/10/10")
     cells: str = option("semantic", "data", "geocells of the region task: 'semantic' (admin-1 borders), 's2', or a "
                         "CellSet .parquet file", metavar="KIND|FILE")
     cell_min_samples: int = option(40, "data", "semantic cells: fewest training samples per cell", ge=1)

@@ -66,6 +66,28 @@ def _write_config(config: TrainConfig, run_dir: Path) -> None:
     atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
+def _record_data(splits: dict[str, GeoSplit], info, run_dir: Path, log: Callable[[str], None]) -> None:
+    """Say how the data were split and what a photo folder left out, and keep both in the run
+    folder: ``split.csv`` (id, split) when the split was made here, ``left_out.csv`` (path,
+    reason, detail) for photos without GPS."""
+    import pandas as pd
+
+    from geocell.tables import atomic_write
+
+    if info.split_rule:
+        log(f"split: {info.split_rule}")
+    made_here = info.split_rule.startswith(("spatial", "random"))
+    if made_here:
+        frame = pd.concat([pd.DataFrame({"id": splits[n].ids, "split": n}) for n in ("train", "val", "test")])
+        atomic_write(run_dir / "split.csv", lambda p: frame.to_csv(p, index=False))
+    if info.left_out:
+        reasons = pd.Series([r[1] for r in info.left_out]).value_counts()
+        log(f"left out {len(info.left_out):,} photos ({', '.join(f'{v} {k}' for k, v in reasons.items())}), listed "
+            f"in {run_dir / 'left_out.csv'}")
+        frame = pd.DataFrame(list(info.left_out), columns=["path", "reason", "detail"])
+        atomic_write(run_dir / "left_out.csv", lambda p: frame.to_csv(p, index=False))
+
+
 def _images_of(split: GeoSplit, config: TrainConfig, account, limit: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, S, S, 3) images of up to ``limit`` samples (for the colour-histogram kNN); an
     unreadable one follows ``config.on_bad_image`` and is recorded in ``account``."""
@@ -140,8 +162,10 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         log(f"run directory: {run_dir}")
         start = time.perf_counter()
         splits, info = load_splits(config.data, seed=config.seed, split_file=config.split_file,
-                                   on_bad_image=config.on_bad_image)
+                                   on_bad_image=config.on_bad_image, split_method=config.split_method)
         account = info.images
+        if ctx.is_main:
+            _record_data(splits, info, run_dir, log)
         # val and test are screened once, so that the model and every baseline see the same samples
         train = require_usable(splits["train"].subsample(config.max_train_samples, config.seed), account)
         decode = eval_decoder(config)

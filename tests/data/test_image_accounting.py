@@ -76,12 +76,13 @@ def test_missing_files_skipped_are_left_out_and_listed_under_their_split(tiny):
     assert payload["images"]["splits"]["val"]["first"][0]["row"] == val_rows[0]
 
 
-def test_random_split_of_the_other_rows_does_not_move_when_a_file_is_missing(tiny):
+@pytest.mark.parametrize("method", ["random", "spatial"])
+def test_the_default_split_of_the_other_rows_does_not_move_when_a_file_is_missing(tiny, method):
     frame = pd.read_csv(tiny).drop(columns=["split"])
     frame.to_csv(tiny, index=False)
-    before, _ = load_splits(str(tiny), seed=3)
-    (tiny.parent / "img/3_5.png").unlink()
-    after, info = load_splits(str(tiny), seed=3, on_bad_image="skip")
+    before, _ = load_splits(str(tiny), seed=3, split_method=method)
+    Path(before["val"].paths[1]).unlink()
+    after, info = load_splits(str(tiny), seed=3, on_bad_image="skip", split_method=method)
     side = {str(p): name for name, s in before.items() for p in s.paths}
     (gone,) = info.images.records()
     assert gone.split == side.pop(gone.path)
