@@ -64,10 +64,12 @@ def epoch_order(n: int, seed: int, epoch: int, weights: Optional[np.ndarray] = N
 
 
 class PhotoDataset:
-    """Map-style dataset over image files; a key is ``(sample index, epoch)``.
+    """Map-style dataset over image files (or in-memory images); a key is ``(sample index, epoch)``.
 
     Args:
-        paths: ``(N,)`` image files. row_names: how messages name each sample (or None: the path).
+        paths: ``(N,)`` image files, or an ``(N, H, W, 3)`` uint8 array of images already in memory
+            (bluemarble patches with the photo augmentation).
+        row_names: how messages name each sample (or None: the path).
         split_name: the split bad images are recorded under.
         transform: PIL image -> ``(3, H, W)`` uint8 array (picklable).
         decode_side: the shorter side to decode at (None: full size).
@@ -76,7 +78,9 @@ class PhotoDataset:
 
     def __init__(self, paths: Sequence[str], row_names: Optional[Sequence[str]], split_name: str, transform,
                  decode_side: Optional[int], seed: int) -> None:
-        self.paths = np.asarray(paths, dtype=object)
+        in_memory = isinstance(paths, np.ndarray) and paths.ndim == 4
+        self.images = paths if in_memory else None
+        self.paths = None if in_memory else np.asarray(paths, dtype=object)
         self.row_names = None if row_names is None else np.asarray(row_names, dtype=object)
         self.split_name = split_name
         self.transform = transform
@@ -84,7 +88,7 @@ class PhotoDataset:
         self.seed = int(seed)
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.images if self.images is not None else self.paths)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[Optional[np.ndarray], int, Optional[BadImage]]:
         """``(pixels (3, H, W) uint8 or None, index, None or the BadImage)``."""
@@ -95,11 +99,15 @@ class PhotoDataset:
         from geocell_engine.data.transforms import seeded
 
         index, epoch = int(key[0]), int(key[1])
-        path = str(self.paths[index])
-        try:
-            img = open_rgb(path, short_side=self.decode_side, exact=False)  # the transform resizes
-        except _BAD_IMAGE_ERRORS as exc:
-            return None, index, self._bad(index, exc)
+        if self.images is not None:
+            from PIL import Image
+
+            img = Image.fromarray(np.asarray(self.images[index]))
+        else:
+            try:
+                img = open_rgb(str(self.paths[index]), short_side=self.decode_side, exact=False)  # the transform resizes
+            except _BAD_IMAGE_ERRORS as exc:
+                return None, index, self._bad(index, exc)
         state = random.getstate(), np.random.get_state()
         try:  # the sample's own draws; the process's generators are left as they were
             with torch.random.fork_rng(devices=[]):

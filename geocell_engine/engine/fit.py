@@ -24,9 +24,10 @@ import numpy as np
 
 from geocell_engine.data.accounting import ImageAccount
 from geocell_engine.data.dataset import GeoSplit
+from geocell_engine.data.loader import epoch_order
+from geocell_engine.data.transforms import eval_decoder
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.device import DistContext, autocast, choose_precision
-from geocell_engine.data.loader import epoch_order
 from geocell_engine.engine.inputs import BatchMixing, TrainInput, augment_batch, augment_kind, describe_recipe
 from geocell_engine.engine.model import build_model
 from geocell_engine.engine.predict import predict_split
@@ -150,7 +151,8 @@ def validate(model, task: Task, val: GeoSplit, config: TrainConfig, device: str,
     from geocell import haversine
 
     preds = predict_split(model, task, val, image_size=config.image_size, batch_size=max(64, config.batch_size),
-                          device=device, precision=precision, on_bad_image=config.on_bad_image)
+                          device=device, precision=precision, on_bad_image=config.on_bad_image,
+                          decode=eval_decoder(config))  # as evaluate and the test split decode
     d = haversine(preds.true_lat, preds.true_lon, preds.pred_lat, preds.pred_lon)
     row = {"val_median_km": float(np.median(d)), "val_mean_km": float(np.mean(d)),
            "val_country_acc": float(np.mean(preds.pred_country == preds.true_country))}

@@ -211,3 +211,11 @@ def test_the_fused_crop_and_rotation_matches_a_crop_then_a_rotation():
     random.seed(0)
     out = fused(img)
     assert out.size == (64, 64)
+
+
+def test_in_memory_images_take_the_photo_transforms_too():
+    images = np.random.default_rng(0).integers(0, 255, (4, 40, 64, 3), dtype=np.uint8)
+    settings = PhotoTransformSettings(32, 32)
+    data = PhotoDataset(images, None, "train", photo_train_transform(settings), None, seed=0)
+    pixels, index, bad = data[(2, 1)]
+    assert len(data) == 4 and pixels.shape == (3, 32, 32) and index == 2 and bad is None

@@ -154,6 +154,14 @@ def test_photo_files_train_evaluate_and_predict_with_two_workers(photos, tmp_pat
     assert item["lat"] == pytest.approx(first.pred_lat, abs=1e-3) and item["lon"] == pytest.approx(first.pred_lon, abs=1e-3)
     config = (run / "config.yaml").read_text()
     assert "image_size: 48x32" in config and "num_workers: 2" in config
+    # validation during training decodes as evaluate does (crop_pct 0.9 here)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = load_checkpoint(run / "best.pt")
+    dump = tmp_path / "val.csv"
+    assert cli.main(["evaluate", str(run / "best.pt"), "--data", str(photos), "--split", "val", "--dump", str(dump)]) == 0
+    val_rows = __import__("pandas").read_csv(dump)
+    row = next(r for r in history if r["epoch"] == best["epoch"])
+    assert row["val_median_km"] == pytest.approx(float(np.median(val_rows.error_km)), rel=1e-6)
 
 
 def test_unreadable_training_photo_with_workers_is_recorded_not_lost(tmp_path):
