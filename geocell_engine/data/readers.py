@@ -74,9 +74,15 @@ def detect_layout(columns: Any) -> tuple[Layout, dict[str, str]]:
         ``path`` for generic).
 
     Raises:
-        ManifestError: no layout matches; the message lists the columns found.
+        ManifestError: no layout matches (the message lists the columns found), or two columns
+            could be the latitude (or the longitude).
     """
     low = _lower_map(columns)
+    for names, what in ((LAT_NAMES, "latitude"), (LON_NAMES, "longitude")):
+        found = [low[n] for n in names if n in low]
+        if len(found) > 1:  # taking the first would pick one silently
+            raise ManifestError(f"{len(found)} {what} columns ({', '.join(map(str, found))}); keep one, or rename "
+                                "the others")
     lat, lon = _first(low, LAT_NAMES), _first(low, LON_NAMES)
     if lat is not None and lon is not None:
         if "img_id" in low:

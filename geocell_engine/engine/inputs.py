@@ -143,6 +143,7 @@ class TrainInput:
     def close(self) -> None:
         """Stop the loader's worker processes (they are persistent)."""
         loader, self._loader = self._loader, None
+        # torch has no public call that stops persistent workers before the loader is collected
         iterator = getattr(loader, "_iterator", None)
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):
             iterator._shutdown_workers()

@@ -290,3 +290,11 @@ def test_image_folder_manifest_round_trip(tmp_path):
     (tmp_path / "labels_only.csv").write_text("path,adm0_a3\ntree/Japan/a.jpg,JPN\n")
     only = read_manifest(tmp_path / "labels_only.csv")
     assert not only.has_coordinates and np.isnan(only.lat).all()
+
+
+def test_two_latitude_columns_are_refused_by_name():
+    from geocell_engine.data.readers import detect_layout
+
+    with pytest.raises(ManifestError, match=r"2 latitude columns \(lat, latitude\); keep one"):
+        detect_layout(["path", "lat", "latitude", "lon"])
+    assert detect_layout(["path", "lat", "lon"])[0] == "generic"
