@@ -265,10 +265,14 @@ class _Samples:
 
         frame = table.frame
         self.lat, self.lon = table.lat, table.lon
-        labels = get_assigner().assign(self.lat, self.lon)
-        country = frame["adm0_a3"].fillna("").astype(str).to_numpy() if "adm0_a3" in frame else labels.country
-        self.country = np.asarray(np.where(country == "", labels.country, country)).astype(str)
-        self.admin1 = np.asarray(labels.admin1).astype(str)
+        if not table.has_coordinates:  # an ImageFolder tree: the folder names are the labels
+            self.country = frame["adm0_a3"].fillna("").astype(str).to_numpy()
+            self.admin1 = np.full(len(frame), "", dtype=object).astype(str)
+        else:
+            labels = get_assigner().assign(self.lat, self.lon)
+            country = frame["adm0_a3"].fillna("").astype(str).to_numpy() if "adm0_a3" in frame else labels.country
+            self.country = np.asarray(np.where(country == "", labels.country, country)).astype(str)
+            self.admin1 = np.asarray(labels.admin1).astype(str)
         self.source_row = frame["source_row"].to_numpy()
         self.rows = np.array([table.row_name(i) for i in range(len(frame))], dtype=object)
         self.ids = frame["id"].astype(str).to_numpy() if "id" in frame else np.asarray(table.paths, dtype=str)
@@ -312,9 +316,10 @@ def _folder_splits(root: Path, seed: int, on_bad_image: OnBadImage, split_method
     """A folder of geotagged photos: coordinates from EXIF GPS, labels from ``geocell.assign``,
     the default split; photos without (valid) GPS or that cannot be opened are left out and listed
     in ``info.left_out``."""
-    from geocell_engine.data.readers import read_exif_folder
+    from geocell_engine.data.readers import read_exif_folder, read_image_folder
 
-    table = read_exif_folder(root)
+    tree = _is_country_tree(root)
+    table = read_image_folder(root) if tree else read_exif_folder(root)
     read = next((r for r in table.reports if r.step == "read"), None)
     left_out: tuple[tuple[str, str, str], ...] = ()
     if read is not None and len(read.dropped):
@@ -327,8 +332,29 @@ def _folder_splits(root: Path, seed: int, on_bad_image: OnBadImage, split_method
             raise DataError(f"{root}: the {name} split is empty ({rule}); add photos or pass --split-method random")
         out[name] = samples.split(name, np.flatnonzero(names == name))
     sha = {"listing": _listing_sha256(table.frame["path"].tolist())}
-    return out, DatasetInfo(name=root.name, version="photo folder", sha256=sha, images=account, split_rule=rule,
-                            left_out=left_out)
+    return out, DatasetInfo(name=root.name, version="country folders" if tree else "photo folder", sha256=sha,
+                            images=account, split_rule=rule, left_out=left_out)
+
+
+def _is_country_tree(root: Path) -> bool:
+    """True for an ImageFolder tree: no photo at the top, and a sub-folder named after a country
+    (then every sub-folder must be one: :func:`read_image_folder` refuses the others by name)."""
+    import os
+
+    from geocell_engine.data.countries import normalise_country
+    from geocell_engine.data.images import is_image_file
+
+    entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
+    if any(e.is_file() and is_image_file(e.name) for e in entries):
+        return False
+    for entry in entries:
+        if entry.is_dir():
+            try:
+                normalise_country(entry.name, where=str(root))
+                return True
+            except (KeyError, ValueError):
+                continue
+    return False
 
 
 def _listing_sha256(paths: list[str]) -> str:

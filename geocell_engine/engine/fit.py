@@ -147,14 +147,16 @@ def train_one_epoch(loop: _Loop, task: Task, batches: Iterable[tuple[Any, np.nda
 
 def validate(model, task: Task, val: GeoSplit, config: TrainConfig, device: str, precision: str) -> tuple[dict[str, float], float]:
     """``({val_median_km, val_mean_km, val_country_acc}, score)`` on the validation split; the
-    score is the task's (lower is better)."""
+    score is the task's (lower is better). The km are None for samples without coordinates."""
     from geocell import haversine
 
     preds = predict_split(model, task, val, image_size=config.image_size, batch_size=max(64, config.batch_size),
                           device=device, precision=precision, on_bad_image=config.on_bad_image,
                           decode=eval_decoder(config))  # as evaluate and the test split decode
-    d = haversine(preds.true_lat, preds.true_lon, preds.pred_lat, preds.pred_lon)
-    row = {"val_median_km": float(np.median(d)), "val_mean_km": float(np.mean(d)),
+    located = np.isfinite(preds.true_lat).all() and np.isfinite(preds.true_lon).all()
+    d = haversine(preds.true_lat, preds.true_lon, preds.pred_lat, preds.pred_lon) if located else None
+    row = {"val_median_km": float(np.median(d)) if located else None,  # None: no coordinates (country folders)
+           "val_mean_km": float(np.mean(d)) if located else None,
            "val_country_acc": float(np.mean(preds.pred_country == preds.true_country))}
     return row, task.score(preds)
 
@@ -357,7 +359,8 @@ def fit(
             if hook is not None:
                 hook("epoch", epoch, loop.step)
             _write_history(run_dir / "metrics.jsonl", history)
-            log(f"epoch {epoch}: loss {row['train_loss']:.4f}  val median {row['val_median_km']:,.0f} km  "
+            median = "n/a" if row["val_median_km"] is None else f"{row['val_median_km']:,.0f} km"
+            log(f"epoch {epoch}: loss {row['train_loss']:.4f}  val median {median}  "
                 f"val country {row['val_country_acc']:.1%}  {row['train_images_per_s']:.0f} img/s"
                 + ("  (best)" if improved else ""))
         if ctx.world_size > 1:

@@ -66,6 +66,24 @@ def _write_config(config: TrainConfig, run_dir: Path) -> None:
     atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
+def _require_coordinates(config: TrainConfig, train: GeoSplit) -> None:
+    """Refuse a task that learns locations on samples without coordinates (an ImageFolder tree).
+
+    Raises:
+        DataError: naming the data, the task and what would work.
+    """
+    from geocell_engine.engine.tasks import get_task_class
+
+    if np.isfinite(train.lat).any():
+        return
+    cls = get_task_class(config.task)
+    needs = cls.needs_coordinates if not cls.composite else any(
+        get_task_class(t).needs_coordinates for t in config.multi_tasks)
+    if needs:
+        raise DataError(f"{config.data} has no coordinates (country folders give country labels only), and "
+                        f"--task {config.task} learns locations; use --task country")
+
+
 def _record_data(splits: dict[str, GeoSplit], info, run_dir: Path, log: Callable[[str], None]) -> None:
     """Say how the data were split and what a photo folder left out, and keep both in the run
     folder: ``split.csv`` (id, split) when the split was made here, ``left_out.csv`` (path,
@@ -177,6 +195,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
             f"(loaded in {time.perf_counter() - start:.1f} s)")
         if len(account):
             log(f"images left out: {account.summary()}")
+        _require_coordinates(config, train)
         # only the main rank writes the cells into the run folder; the others build the same ones
         task = create_task(config, train, run_dir=run_dir if ctx.is_main else None,
                            log=log if ctx.is_main else (lambda _: None))
@@ -204,7 +223,11 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
     # held-out regions where the data set defines them (bluemarble), over samples otherwise
     clusters = dataset_clusters(config.data, test.ids)
     results = {"model": with_intervals(evaluate(preds), preds, clusters)}
-    for name, baseline in _baselines(config, train, test, _find_cellset(task), account).items():
+    if not results["model"].located:
+        log("location metrics skipped: the data have no coordinates (country folders); so are the baselines, "
+            "which guess locations")
+    for name, baseline in (_baselines(config, train, test, _find_cellset(task), account).items()
+                           if results["model"].located else ()):
         results[name] = with_intervals(evaluate(baseline), baseline, clusters)
     robust = robustness_split(config.data)
     if robust is not None:

@@ -82,7 +82,9 @@ class EvalResult:
     Attributes:
         name: who made the predictions.
         n: samples evaluated.
-        distance: km statistics (:class:`geocell.metrics.DistanceMetrics`).
+        distance: km statistics (:class:`geocell.metrics.DistanceMetrics`), or None when the
+            samples have no true coordinates (an ImageFolder tree of country folders): the
+            location metrics are skipped and the tables leave them empty.
         country: country metrics over the samples with a known true country, or None when there
             is none. ``top_k_accuracy`` has k = 1, 3, 5 with probabilities, only k = 1 without;
             ``mean_average_precision`` is None without probabilities.
@@ -105,7 +107,7 @@ class EvalResult:
 
     name: str
     n: int
-    distance: DistanceMetrics
+    distance: Optional[DistanceMetrics]
     country: Optional[ClassificationMetrics]
     n_country: int
     per_country: tuple[CountryRow, ...] = field(default=())
@@ -119,20 +121,25 @@ class EvalResult:
 
     # -- shortcuts used by tables
     @property
-    def median_km(self) -> float:
-        return self.distance.median_km
+    def located(self) -> bool:
+        """Whether location metrics were scored (the samples had true coordinates)."""
+        return self.distance is not None
 
     @property
-    def mean_km(self) -> float:
-        return self.distance.mean_km
+    def median_km(self) -> Optional[float]:
+        return self.distance.median_km if self.distance is not None else None
 
     @property
-    def mean_geoscore(self) -> float:
-        return self.distance.mean_geoscore
+    def mean_km(self) -> Optional[float]:
+        return self.distance.mean_km if self.distance is not None else None
+
+    @property
+    def mean_geoscore(self) -> Optional[float]:
+        return self.distance.mean_geoscore if self.distance is not None else None
 
     @property
     def accuracy_at_km(self) -> Mapping[float, float]:
-        return self.distance.accuracy_at_km
+        return self.distance.accuracy_at_km if self.distance is not None else {}
 
     @property
     def country_top_k(self) -> dict[int, float]:
@@ -156,7 +163,7 @@ class EvalResult:
 
     def accuracy_within(self, km: float) -> Optional[float]:
         """Fraction within ``km`` if that threshold was evaluated, else None."""
-        for t, v in self.distance.accuracy_at_km.items():
+        for t, v in self.accuracy_at_km.items():
             if math.isclose(float(t), float(km)):
                 return float(v)
         return None
@@ -173,7 +180,7 @@ class EvalResult:
         return _jsonable({
             "name": self.name,
             "n": self.n,
-            "distance": self.distance.as_dict(),
+            "distance": None if self.distance is None else self.distance.as_dict(),
             "country": None if self.country is None else self.country.as_dict(),
             "n_country": self.n_country,
             "admin1_accuracy": self.admin1_accuracy,
@@ -351,6 +358,8 @@ def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *
         raise ReportError(f"{preds.name}: no samples to evaluate")
     coords = [np.asarray(getattr(preds, k), dtype=np.float64).reshape(-1)
               for k in ("true_lat", "true_lon", "pred_lat", "pred_lon")]
+    if coords[0].size == n and np.isnan(coords[0]).all() and np.isnan(coords[1]).all():
+        return _evaluate_unlocated(preds, profile)
     for key, arr in zip(("true_lat", "true_lon", "pred_lat", "pred_lon"), coords):
         if arr.size != n:
             raise ReportError(f"Predictions.{key} has {arr.size} entries, expected {n}")
@@ -411,6 +420,33 @@ def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *
     )
 
 
+def _evaluate_unlocated(preds: Predictions, profile: "str | MetricProfile") -> EvalResult:
+    """:func:`evaluate` for samples without true coordinates (country labels only): the country
+    metrics, no location metrics (``distance`` None). Only the geocell profile scores them: the
+    others decide countries from the true point.
+
+    Raises:
+        ReportError: another profile.
+    """
+    prof = get_profile(profile)
+    n = len(preds)
+    if prof.admin != "natural_earth":
+        raise ReportError(f"{preds.name}: the samples have no true coordinates, which the {prof.name} profile "
+                          "needs; score them with the geocell profile (country metrics only)")
+    true_c = _labels(preds.true_country, "true_country", n)
+    pred_c = _labels(preds.pred_country, "pred_country", n)
+    known = true_c != ""
+    country = _country_metrics(preds, true_c, pred_c, known)
+    per_country: tuple[CountryRow, ...] = ()
+    if known.any():
+        table = per_group_table(true_c[known], (pred_c == true_c)[known], np.zeros(int(known.sum())))
+        per_country = tuple(CountryRow(str(c), int(r.n), float(r.accuracy), float("nan"))
+                            for c, r in table.iterrows())
+    levels = (LevelAccuracy("country", "pred_country", int(known.sum()), int(np.count_nonzero(known & (pred_c == true_c)))),)
+    return EvalResult(name=str(preds.name), n=n, distance=None, country=country, n_country=int(known.sum()),
+                      per_country=per_country, profile=prof.name, levels=levels)
+
+
 def with_intervals(result: EvalResult, preds: Predictions, clusters: Any = None, *,
                    clusters_name: str = "held-out regions", n_resamples: int = DEFAULT_RESAMPLES,
                    seed: int = 0, level: float = 0.95) -> EvalResult:
@@ -456,6 +492,8 @@ def with_intervals(result: EvalResult, preds: Predictions, clusters: Any = None,
         clusters = np.asarray(clusters).reshape(-1)
         if clusters.size != result.n:
             raise ReportError(f"{result.name}: {clusters.size} cluster ids for {result.n} samples")
+    if not result.located:  # no coordinates: the intervals are of location metrics
+        return result
     thresholds = tuple(float(t) for t in result.distance.accuracy_at_km)
     own = get_profile(result.profile).admin == "natural_earth"
     country_hits = None
@@ -559,7 +597,8 @@ def comparison_table(results: Sequence[EvalResult], names: Optional[Sequence[str
         if iv is None:
             row = [_cell(name), _fmt_km(r.median_km), _fmt_km(r.mean_km),
                    *[_fmt_pct(r.accuracy_within(t)) for t in TABLE_THRESHOLDS_KM],
-                   f"{r.mean_geoscore:,.0f}", _fmt_pct(r.country_top1), _fmt_pct(top.get(3))]
+                   "" if r.mean_geoscore is None else f"{r.mean_geoscore:,.0f}", _fmt_pct(r.country_top1),
+                   _fmt_pct(top.get(3))]
         else:  # the reported point with the interval's ends
             within = [_iv_cell(iv.accuracy_within(t), r.accuracy_within(t), "pct") for t in TABLE_THRESHOLDS_KM]
             row = [_cell(name), _iv_cell(iv.median_km, r.median_km, "km"), _iv_cell(iv.mean_km, r.mean_km, "km"),
@@ -710,7 +749,8 @@ def write_report(
         if np.any(np.asarray(model_preds.true_country).astype(str) != ""):
             paths["confusion"] = plots.plot_confusion(model_preds.true_country, model_preds.pred_country,
                                                       plot_dir / "confusion.png")
-        paths["world_map"] = plots.plot_world_map(model_preds, plot_dir / "world_map.png")
+        if model_result.located:  # the map draws each guess against its true point
+            paths["world_map"] = plots.plot_world_map(model_preds, plot_dir / "world_map.png")
     if model_result.per_country:
         paths["per_country_accuracy"] = plots.plot_per_country_accuracy(model_result,
                                                                         plot_dir / "per_country_accuracy.png")
@@ -720,6 +760,9 @@ def write_report(
     md += [f"Metrics follow {'the profile' if len(profiles) == 1 else 'the profiles'} (see geocell.profiles):", ""]
     md += [f"- {get_profile(name).describe()}" for name in profiles] + [""]
     md += [f"GeoScore is the mean of 5000 exp(-km / 1492.7). {model_result.n} samples.", ""]
+    if not model_result.located:
+        md += ["Location metrics skipped: the samples have no true coordinates (country folders), so only the "
+               "country metrics are scored.", ""]
     if rows is not None:
         md += [rows.summary() + ".", ""]
     other = _other_metrics_markdown(results)

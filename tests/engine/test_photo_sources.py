@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -55,3 +56,38 @@ def test_a_manifest_without_split_column_is_split_spatially_and_says_so(tmp_path
                      "--split-method", "random", "--run-name", "random", *flags]) == 0
     assert "split: random 80/10/10, seed 0" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "random" / "split.csv")) == 84  # nothing unused
+
+
+def _country_tree(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, rgb in (("France", (200, 60, 60)), ("united_states", (60, 200, 60)), ("AU", (60, 60, 200))):
+        (root / name).mkdir(parents=True)
+        for i in range(20):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (40, 64, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg")
+    return root
+
+
+def test_an_imagefolder_tree_trains_the_country_task_and_skips_location_metrics(tmp_path, capsys):
+    tree = _country_tree(tmp_path / "tree")
+    flags = [a if a != "2" else "1" for a in TINY]
+    assert cli.main(["train", "--data", str(tree), "--out-dir", str(tmp_path), "--task", "country", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "split: random 80/10/10, seed 0 (the samples have no coordinates)" in out
+    assert "location metrics skipped" in out
+    report = json.loads((tmp_path / "country-tree" / "report.json").read_text())
+    model = report["results"]["model"]
+    assert model["distance"] is None and model["n_country"] == model["n"] > 0
+    assert set(model["country"]["top_k_accuracy"]) >= {"1"}
+    assert cli.main(["evaluate", str(tmp_path / "country-tree" / "best.pt"), "--data", str(tree)]) == 0
+
+
+def test_an_imagefolder_tree_refuses_tasks_that_need_coordinates_and_unknown_folders(tmp_path, capsys):
+    tree = _country_tree(tmp_path / "tree")
+    assert cli.main(["train", "--data", str(tree), "--out-dir", str(tmp_path), "--task", "region", *TINY]) == 2
+    assert "has no coordinates" in capsys.readouterr().err
+    (tree / "Atlantis").mkdir()
+    assert cli.main(["train", "--data", str(tree), "--out-dir", str(tmp_path), "--task", "country", *TINY]) == 2
+    assert "Atlantis" in capsys.readouterr().err
