@@ -418,6 +418,16 @@ def _add_data_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default %(default)s km)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_data_split)
+    w = sub.add_parser("shards", help="write a manifest or photo folder as WebDataset tar shards (--data OUT/ trains "
+                                      "from them, streaming)")
+    w.add_argument("data", help="a manifest or a folder of geotagged photos (what train --data takes)")
+    w.add_argument("out", type=Path, help="the shard folder to create")
+    w.add_argument("--shard-size", type=int, default=10_000, help="samples per shard (default %(default)s)")
+    w.add_argument("--split-method", choices=["spatial", "random"], default="spatial",
+                   help="for data without a split column (default %(default)s)")
+    w.add_argument("--split-file", default=None, help="an id,split file for a manifest")
+    w.add_argument("--seed", type=int, default=0)
+    w.set_defaults(func=_cmd_data_shards)
     r = sub.add_parser("resize", help="pre-resize a data set once (shorter side N px) into a cache folder")
     r.add_argument("manifest", type=Path)
     r.add_argument("--out", type=Path, required=True)
@@ -468,6 +478,14 @@ def _cmd_data_split(args: argparse.Namespace) -> int:
     split, sha = split_manifest(args.manifest, args.out, method=args.method, buffer_km=args.buffer_km, seed=args.seed)
     names, counts = np.unique(split, return_counts=True)
     print(", ".join(f"{n} {c}" for n, c in zip(names, counts)) + f"; wrote {args.out} (sha256 {sha})")
+    return EXIT_OK
+
+
+def _cmd_data_shards(args: argparse.Namespace) -> int:
+    from geocell_engine.data.shards import write_shards
+
+    write_shards(args.data, args.out, args.shard_size, seed=args.seed, split_file=args.split_file,
+                 split_method=args.split_method)
     return EXIT_OK
 
 

@@ -66,6 +66,10 @@ class GeoSplit:
         images: ``(N, H, W, 3)`` uint8 (memory map or array), or None when ``paths`` is set.
         paths: ``(N,)`` image files, or None.
         row_names: ``(N,)`` how messages name each sample's source line, or None.
+        shards: where the images are when they are in WebDataset shards
+            (:class:`geocell_engine.data.shards.ShardSource`), or None.
+        source_index: ``(N,)`` each sample's position in the split as the shards were written
+            (shard-backed splits; kept through :meth:`take`), or None.
     """
 
     name: str
@@ -77,6 +81,8 @@ class GeoSplit:
     images: Optional[np.ndarray] = None
     paths: Optional[np.ndarray] = None
     row_names: Optional[np.ndarray] = None
+    shards: Any = None
+    source_index: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.lat.size)
@@ -87,7 +93,8 @@ class GeoSplit:
         images = None if self.images is None else np.asarray(self.images[index])
         return replace(self, lat=self.lat[index], lon=self.lon[index], country=self.country[index],
                        admin1=self.admin1[index], ids=self.ids[index], images=images,
-                       paths=pick(self.paths), row_names=pick(self.row_names))
+                       paths=pick(self.paths), row_names=pick(self.row_names),
+                       source_index=pick(self.source_index))
 
     def subsample(self, n: Optional[int], seed: int) -> "GeoSplit":
         """At most ``n`` samples, drawn without replacement with ``seed`` (all when None)."""
@@ -336,6 +343,36 @@ def _folder_splits(root: Path, seed: int, on_bad_image: OnBadImage, split_method
                             images=account, split_rule=rule, left_out=left_out)
 
 
+def _shard_splits(folder: Path) -> tuple[dict[str, GeoSplit], DatasetInfo]:
+    """The splits of a shard folder (:mod:`geocell_engine.data.shards`): labels from its
+    ``samples.parquet``, images streamed from its shards."""
+    import pandas as pd
+
+    from geocell_engine.data.shards import SAMPLES_FILE, ShardSource, read_shard_index
+
+    index = read_shard_index(folder)
+    frame = pd.read_parquet(folder / SAMPLES_FILE)
+    out = {}
+    for name in ("train", "val", "test"):
+        rows = frame[frame["split"] == name].sort_values("index")
+        if rows.empty:
+            raise DataError(f"{folder}: the shards hold no {name} sample")
+        files = tuple(dict.fromkeys(rows.sort_values("key")["shard"].tolist()))
+        out[name] = GeoSplit(name=name, lat=rows["lat"].to_numpy(np.float64), lon=rows["lon"].to_numpy(np.float64),
+                             country=rows["country"].fillna("").astype(str).to_numpy(),
+                             admin1=rows["admin1"].fillna("").astype(str).to_numpy(),
+                             ids=rows["id"].astype(str).to_numpy(), shards=ShardSource(str(folder), name, files),
+                             source_index=rows["index"].to_numpy(np.int64))
+    sha = {"index": hashlib_sha256(folder / "index.json")}
+    return out, DatasetInfo(name=folder.name, version="shards", sha256=sha, split_rule=str(index.get("split_rule", "")))
+
+
+def hashlib_sha256(path: Path) -> str:
+    from geocell_engine.data.samples import sha256_file
+
+    return sha256_file(path)
+
+
 def _is_country_tree(root: Path) -> bool:
     """True for an ImageFolder tree: no photo at the top, and a sub-folder named after a country
     (then every sub-folder must be one: :func:`read_image_folder` refuses the others by name)."""
@@ -478,6 +515,8 @@ def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
 
             raise InputFileError(f"{path}: no such manifest")
         return _manifest_splits(path, seed, split_file, on_bad_image, split_method)
+    if path.is_dir() and (path / "index.json").is_file():
+        return _shard_splits(path)
     if path.is_dir():
         if split_file is not None:
             raise DataError(f"--split-file is for a manifest; {path} is a folder (its split is made by "
@@ -611,6 +650,9 @@ def iterate_batches(
 
     if decode is None and split.images is None:
         decode = _square_decoder(image_size)
+    if split.shards is not None:
+        yield from _shard_batches(split, index, batch_size, decode)
+        return
 
     for start in range(0, len(index), batch_size):
         idx = np.asarray(index[start:start + batch_size])
@@ -632,6 +674,28 @@ def iterate_batches(
                 _record_bad(bad_log, record)
         if kept:
             yield torch.from_numpy(np.stack(arrays)), np.asarray(kept)
+
+
+def _shard_batches(split: GeoSplit, index: np.ndarray, batch_size: int, decode) -> Iterator[tuple[Any, np.ndarray]]:
+    """Batches of a shard-backed split, streamed in shard order; ``index`` must be increasing (the
+    order of the split)."""
+    import torch
+
+    from geocell_engine.data.shards import stream_split
+
+    index = np.asarray(index, dtype=np.int64)
+    if index.size > 1 and np.any(np.diff(index) <= 0):
+        raise DataError(f"split {split.name!r} is in shards: its samples can only be read in order")
+    position = {int(o): int(i) for i, o in zip(index, split.source_index[index])}
+    arrays, kept = [], []
+    for pixels, original in stream_split(split.shards, decode, wanted=split.source_index[index]):
+        arrays.append(pixels)
+        kept.append(position[original])
+        if len(kept) == batch_size:
+            yield torch.from_numpy(np.stack(arrays)), np.asarray(kept)
+            arrays, kept = [], []
+    if kept:
+        yield torch.from_numpy(np.stack(arrays)), np.asarray(kept)
 
 
 def _try_load(path: str, decode: Callable[[str], np.ndarray]) -> Optional[BaseException]:
@@ -678,8 +742,8 @@ def screen_split(split: GeoSplit, image_size: Union[int, str, tuple[int, int]], 
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    if split.images is not None or len(split) == 0:
-        return split
+    if split.images is not None or split.shards is not None or len(split) == 0:
+        return split  # in memory, or in shards (a bad sample there raises naming its shard and key)
     if split.paths is None:
         raise DataError(f"split {split.name!r} has neither images nor paths")
     ok = np.ones(len(split), dtype=bool)

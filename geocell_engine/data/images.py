@@ -75,7 +75,7 @@ def open_rgb(path: str | os.PathLike, short_side: int | None = None, exact: bool
     """Decode an image as RGB with its EXIF orientation applied, optionally shrunk.
 
     Args:
-        path: image file.
+        path: image file, or a binary file object (an image read from a shard).
         short_side: if given, the result's shorter side is this many pixels (images already
             smaller are not enlarged); JPEGs are decoded at reduced size first (``draft``).
         exact: False skips the resize after ``draft``: the shorter side is then at least
@@ -88,9 +88,10 @@ def open_rgb(path: str | os.PathLike, short_side: int | None = None, exact: bool
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such image file")
+    if not hasattr(path, "read"):  # else an open file or io.BytesIO (an image inside a shard)
+        path = Path(path)
+        if not path.is_file():
+            raise InputFileError(f"{path}: no such image file")
     try:
         with Image.open(path) as img:
             if short_side is not None:

@@ -293,7 +293,7 @@ def fit(
         from geocell_engine.data.splits import balanced_weights
 
         weights = balanced_weights(train.country, power=config.balance_power)
-    source = TrainInput(train, config, device, model_mean, bad_log)
+    source = TrainInput(train, config, device, model_mean, bad_log, rank=ctx.rank, world_size=ctx.world_size)
     log(f"training {task.describe()} on {len(train):,} images ({precision}, {device}, "
         f"{ctx.world_size} process{'es' if ctx.world_size > 1 else ''}), validating on {len(val):,}")
     log(source.describe() + (f"; {describe_recipe(config)}" if describe_recipe(config) else ""))

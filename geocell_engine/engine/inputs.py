@@ -77,10 +77,11 @@ class TrainInput:
         device: the training device (pinned memory and the default worker count depend on it).
         mean: the model's normalisation mean (fill colour of rotations and letterboxes).
         account: where unreadable images are recorded (``on_bad_image="skip"``).
+        rank, world_size: the DDP process (shards are split or resampled per rank).
     """
 
     def __init__(self, train: GeoSplit, config: TrainConfig, device: str, mean: tuple[float, ...],
-                 account: ImageAccount) -> None:
+                 account: ImageAccount, rank: int = 0, world_size: int = 1) -> None:
         from geocell_engine.data.loader import default_num_workers
 
         self.train, self.config, self.account = train, config, account
@@ -88,19 +89,51 @@ class TrainInput:
         self.in_memory = train.images is not None and self.kind == "satellite"
         self.num_workers = (config.num_workers if config.num_workers is not None
                             else default_num_workers(device))
-        self._loader = self._batches = None
-        if not self.in_memory:
+        self._loader = self._batches = self._stream = None
+        self.rank, self.world_size = rank, world_size
+        if train.shards is not None:
+            self._make_stream(mean)
+        elif not self.in_memory:
             self._make_loader(device, mean)
 
     def describe(self) -> str:
         """One line for the log: where batches come from and how they are augmented."""
         aug = f"{self.kind} augmentation" if self.config.augment else "no augmentation"
+        if self._stream is not None:
+            drawn = ("shards resampled per rank (with replacement), " if self.world_size > 1 else "")
+            return (f"input: WebDataset shards streamed ({drawn}shuffle buffer {self._stream_buffer()}), "
+                    f"{self.num_workers} loader worker{'s' if self.num_workers != 1 else ''}, {aug}")
         if self.in_memory:
             note = " (--num-workers is not used for in-memory patches)" if self.config.num_workers else ""
             return f"input: in-memory patches, {aug}{note}"
         n = self.num_workers
         where = f"{n} loader worker{'s' if n != 1 else ''}" if n else "decoded in the training process"
         return f"input: {'image files' if self.train.paths is not None else 'in-memory images'}, {where}, {aug}"
+
+    @staticmethod
+    def _stream_buffer() -> int:
+        from geocell_engine.data.shards import SHUFFLE_BUFFER
+
+        return SHUFFLE_BUFFER
+
+    def _make_stream(self, mean: tuple[float, ...]) -> None:
+        import math
+
+        from geocell_engine.data.shards import TrainStream
+        from geocell_engine.data.transforms import (
+            PhotoTransformSettings,
+            decode_side,
+            photo_eval_transform,
+            photo_train_transform,
+        )
+        settings = PhotoTransformSettings.from_config(self.config, mean=mean)
+        augmented = self.config.augment and self.kind == "photo"
+        transform = photo_train_transform(settings) if augmented else photo_eval_transform(settings)
+        per_rank = max(1, len(self.train) // self.world_size)
+        self._position = {int(o): i for i, o in enumerate(self.train.source_index)}
+        self._stream = TrainStream(self.train.shards, transform, decode_side(settings, training=augmented),
+                                   self.config.batch_size, math.ceil(per_rank / self.config.batch_size),
+                                   self.config.seed, self.world_size, self.num_workers)
 
     def _make_loader(self, device: str, mean: tuple[float, ...]) -> None:
         from geocell_engine.data.loader import EpochBatches, PhotoDataset, make_loader
@@ -125,6 +158,14 @@ class TrainInput:
         """The batches of one epoch; bad images raise (``"fail"``) or are recorded (``"skip"``)."""
         bs = self.config.batch_size
         rest = order[skip * bs:]
+        if self._stream is not None:  # shards: a stream, not an order (a resumed epoch is not exact)
+            for i, (images, originals) in enumerate(self._stream.loader(epoch, self.rank)):
+                if i < skip:
+                    continue
+                keep = np.asarray([j for j, o in enumerate(originals) if int(o) in self._position])
+                if keep.size:
+                    yield images[keep], np.asarray([self._position[int(o)] for o in originals[keep]])
+            return
         if self.in_memory:
             yield from iterate_batches(self.train, rest, bs, self.config.image_size, self.config.on_bad_image,
                                        self.account)
