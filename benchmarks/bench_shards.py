@@ -58,7 +58,11 @@ def make_data(folder: Path, n: int, shard_size: int) -> Path:
 def stream_epoch(shards: Path, workers: int) -> dict:
     from geocell_engine.data.dataset import load_splits
     from geocell_engine.data.shards import TrainStream
-    from geocell_engine.data.transforms import PhotoTransformSettings, decode_side, photo_train_transform
+    from geocell_engine.data.transforms import (
+        PhotoTransformSettings,
+        decode_side,
+        photo_train_transform,
+    )
 
     splits, _ = load_splits(str(shards))
     train = splits["train"]
