@@ -279,6 +279,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_study_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("study", help="an ablation: train each variant of a YAML spec, choose on validation, "
+                                            "test the finalists, compare them with the default",
+                              description="Each row is an ordinary resumable run in OUT_DIR/NAME/; finished rows are "
+                                          "recorded in study.json and skipped when the same command runs again.")
+    p.add_argument("spec", type=Path, help="the study YAML (name, base, variants, finalists, seeds)")
+    p.add_argument("--out-dir", type=Path, default=Path("studies"), help="parent of the study folder (default: studies)")
+    p.set_defaults(func=_cmd_study)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.study import load_study, run_study
+
+    run_study(load_study(args.spec), args.out_dir)
+    return EXIT_OK
+
+
 def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k countries and cells and a lat/lon guess for images")
     p.add_argument("images", type=Path, nargs="+")
@@ -621,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_score_parser(subparsers)
+    _add_study_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_cells_parser(subparsers)
     _add_data_parser(subparsers)

@@ -348,7 +348,7 @@ def fit(
                     "train_images_per_s": len(order) / max(epoch_seconds, 1e-9)})
         if ctx.is_main:
             metrics, score = validate(eval_model, task, val, config, device, precision)
-            row.update(metrics)
+            row.update(metrics, val_score=score)  # the task's own (lower is better): what model choice uses
             improved = score < best
             best, since_best = (score, 0) if improved else (best, since_best + 1)
             history.append(row)

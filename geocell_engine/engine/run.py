@@ -41,6 +41,7 @@ class RunSummary:
     run_dir: Path
     table: str
     report: dict[str, Any]
+    predictions: Any = None  # evaluate: the model's Predictions (what the table scored)
 
 
 def resolve_run_dir(config: TrainConfig) -> Path:
@@ -143,8 +144,14 @@ def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells, acco
     return out
 
 
-def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Optional[RunSummary]:
-    """Fit, evaluate, compare with baselines and write the report. Returns None on non-main ranks."""
+def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_test: bool = True
+                 ) -> Optional[RunSummary]:
+    """Fit, evaluate, compare with baselines and write the report. Returns None on non-main ranks.
+
+    Args:
+        read_test: False stops after training: the test split is not scored (model choice in a study
+            looks at validation only); the summary's report holds ``history`` and ``best_epoch``.
+    """
     import torch
 
     from geocell_engine.engine.device import choose_precision, setup_distributed
@@ -211,6 +218,12 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print) -> Opt
         raise
     if not ctx.is_main:
         return None
+    if not read_test:
+        from geocell_engine.engine.checkpoint import load_checkpoint
+
+        best_epoch = int(load_checkpoint(result.best_path)["epoch"])
+        return RunSummary(run_dir, "", {"history": result.history, "best_epoch": best_epoch,
+                                        "stopped_early": result.stopped_early})
 
     model, device = result.model, ctx.device
     precision = choose_precision(config.precision, device)
@@ -359,4 +372,4 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     levels = levels_table(list(results.values()), names=list(results))
     if levels.strip():
         table += "\n" + levels
-    return RunSummary(out, table, written.payload)
+    return RunSummary(out, table, written.payload, predictions=preds)

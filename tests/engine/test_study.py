@@ -1,0 +1,66 @@
+"""The ablation runner: rows trained under one budget, chosen on validation, finalists tested once
+and compared with the default; a second run skips the finished rows; bad specs refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from geocell_engine import cli
+from geocell_engine.engine.study import load_study
+from geocell_engine.errors import ConfigError
+from tests.tiny_data import make_tiny_dataset
+
+
+def _spec(tmp_path, manifest, **extra):
+    import yaml
+
+    spec = {"name": "tiny", "base": {"data": str(manifest), "backbone": "test_efficientnet", "pretrained": False,
+                                     "image_size": 32, "epochs": 1, "batch_size": 16, "precision": "fp32",
+                                     "threads": 1, "cell_min_samples": 3, "cell_max_samples": 12},
+            "variants": {"tau-20": {"tau_km": 20.0}, "tau-300": {"tau_km": 300.0}, "no-smoothing": {"label_smoothing": "none"}},
+            "finalists": 1, **extra}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_study_trains_every_row_tests_finalists_and_resumes(tmp_path, capsys):
+    manifest = make_tiny_dataset(tmp_path / "data")
+    spec = _spec(tmp_path, manifest)
+    assert cli.main(["study", str(spec), "--out-dir", str(tmp_path / "studies")]) == 0
+    out = capsys.readouterr().out
+    state = json.loads((tmp_path / "studies" / "tiny" / "study.json").read_text())
+    assert set(state["rows"]) == {"default-s0", "tau-20-s0", "tau-300-s0", "no-smoothing-s0"}
+    assert state["finalists"][0] == "default" and len(state["finalists"]) == 2
+    assert set(state["tests"]) == {f"{row}-s0" for row in state["finalists"]}  # only finalists read the test split
+    tested = [r for r in state["rows"] if r not in state["tests"]]
+    assert all(not (tmp_path / "studies" / "tiny" / r / "test").exists() for r in tested)
+    table = (tmp_path / "studies" / "tiny" / "study.md").read_text()
+    assert "| default | (base) |" in table and "(not a finalist)" in table and "Δ median km vs default" in table
+    finalist = state["finalists"][1]
+    line = next(ln for ln in table.splitlines() if ln.startswith(f"| {finalist} |"))
+    assert " to " in line  # the paired difference carries its interval
+    default_line = next(ln for ln in table.splitlines() if ln.startswith("| default |"))
+    assert "–" in default_line.split("|")[4]  # the test median with its interval
+    # the chosen finalist has the best validation score of the variants
+    scores = {r["row"]: r["val_score"] for r in state["rows"].values() if r["row"] != "default"}
+    assert finalist == min(scores, key=scores.get)
+    # run again: nothing retrains
+    assert cli.main(["study", str(spec), "--out-dir", str(tmp_path / "studies")]) == 0
+    again = capsys.readouterr().out
+    assert again.count(": done (in") == 4 and ": training" not in again
+    assert "training" in out
+
+
+@pytest.mark.parametrize("extra,named", [
+    ({"variants": {"default": {"epochs": 2}}}, "'default' is the row"),
+    ({"variants": {"bad": {"epochz": 2}}}, "row bad"),
+    ({"finalists": -1}, "finalists must be"),
+    ({"budget": 3}, "unknown study keys"),
+])
+def test_bad_specs_are_refused_by_name(tmp_path, extra, named):
+    spec = _spec(tmp_path, tmp_path / "m.csv", **extra)
+    with pytest.raises(ConfigError, match=named):
+        load_study(spec)
