@@ -363,14 +363,10 @@ def _shard_splits(folder: Path) -> tuple[dict[str, GeoSplit], DatasetInfo]:
                              admin1=rows["admin1"].fillna("").astype(str).to_numpy(),
                              ids=rows["id"].astype(str).to_numpy(), shards=ShardSource(str(folder), name, files),
                              source_index=rows["index"].to_numpy(np.int64))
-    sha = {"index": hashlib_sha256(folder / "index.json")}
-    return out, DatasetInfo(name=folder.name, version="shards", sha256=sha, split_rule=str(index.get("split_rule", "")))
-
-
-def hashlib_sha256(path: Path) -> str:
     from geocell_engine.data.samples import sha256_file
 
-    return sha256_file(path)
+    sha = {"index": sha256_file(folder / "index.json")}
+    return out, DatasetInfo(name=folder.name, version="shards", sha256=sha, split_rule=str(index.get("split_rule", "")))
 
 
 def _is_country_tree(root: Path) -> bool:

@@ -100,8 +100,10 @@ class TrainInput:
         """One line for the log: where batches come from and how they are augmented."""
         aug = f"{self.kind} augmentation" if self.config.augment else "no augmentation"
         if self._stream is not None:
+            from geocell_engine.data.shards import SHUFFLE_BUFFER
+
             drawn = ("shards resampled per rank (with replacement), " if self.world_size > 1 else "")
-            return (f"input: WebDataset shards streamed ({drawn}shuffle buffer {self._stream_buffer()}), "
+            return (f"input: WebDataset shards streamed ({drawn}shuffle buffer {SHUFFLE_BUFFER}), "
                     f"{self.num_workers} loader worker{'s' if self.num_workers != 1 else ''}, {aug}")
         if self.in_memory:
             note = " (--num-workers is not used for in-memory patches)" if self.config.num_workers else ""
@@ -109,12 +111,6 @@ class TrainInput:
         n = self.num_workers
         where = f"{n} loader worker{'s' if n != 1 else ''}" if n else "decoded in the training process"
         return f"input: {'image files' if self.train.paths is not None else 'in-memory images'}, {where}, {aug}"
-
-    @staticmethod
-    def _stream_buffer() -> int:
-        from geocell_engine.data.shards import SHUFFLE_BUFFER
-
-        return SHUFFLE_BUFFER
 
     def _make_stream(self, mean: tuple[float, ...]) -> None:
         import math
