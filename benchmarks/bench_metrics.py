@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import environment, markdown_table, peak_rss_mb, write_results  # noqa: E402
+from benchmarks.common import cpu_flags, environment, markdown_table, peak_rss_mb, write_results  # noqa: E402
 
 PROFILES = ("geocell", "osv5m", "pigeon", "geoclip")
 BUDGET_S = 10.0
@@ -139,17 +139,6 @@ def baselines(n: int, seed: int, scale_to: int) -> list[dict]:
     out.append({"baseline": "PIGEON country_accuracy loop (sindex + contains per row)", "profile": "pigeon", "n": m,
                 "load_s": 0.0, "s": t, "s_at_n_scaled": t * scale_to / m})
     return out
-
-
-def cpu_flags() -> list[str]:
-    wanted = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
-    return [f for f in wanted if f in have]
 
 
 def cpu_model() -> str:

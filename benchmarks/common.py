@@ -38,7 +38,7 @@ def peak_rss_mb() -> float:
 
 
 #: The CPU flags that change the speed of torch's kernels (recorded with every absolute figure).
-_SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+_SPEED_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def cpu_flags() -> list[str]:

@@ -554,13 +554,19 @@ _BAD_IMAGE_ERRORS = (OSError, ValueError, SyntaxError)
 
 def _bad_image(split: GeoSplit, i: int, exc: BaseException) -> BadImage:
     """The record of sample ``i`` of a file-backed split that failed to load with ``exc``."""
-    path = str(split.paths[i])
-    row = str(split.row_names[i]) if split.row_names is not None else path
+    return bad_image_record(split.name, split.paths, split.row_names, i, exc)
+
+
+def bad_image_record(split_name: str, paths: Any, row_names: Any, i: int, exc: BaseException) -> BadImage:
+    """The record of image ``i`` (``paths[i]``, named ``row_names[i]`` or by its path) that failed
+    to load with ``exc``: missing for a FileNotFoundError, unreadable otherwise."""
+    path = str(paths[i])
+    row = str(row_names[i]) if row_names is not None else path
     detail = str(exc)
     if detail.startswith(path + ": "):  # open_rgb names the file first; the record names it already
         detail = detail[len(path) + 2:]
     problem = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
-    return BadImage(split.name, row, path, problem, detail)
+    return BadImage(split_name, row, path, problem, detail)
 
 
 def load_image(path: str, size: int) -> np.ndarray:

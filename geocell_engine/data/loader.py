@@ -121,13 +121,9 @@ class PhotoDataset:
             np.random.set_state(state[1])
 
     def _bad(self, index: int, exc: BaseException) -> BadImage:
-        path = str(self.paths[index])
-        row = str(self.row_names[index]) if self.row_names is not None else path
-        detail = str(exc)
-        if detail.startswith(path + ": "):
-            detail = detail[len(path) + 2:]
-        problem = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
-        return BadImage(self.split_name, row, path, problem, detail)
+        from geocell_engine.data.dataset import bad_image_record
+
+        return bad_image_record(self.split_name, self.paths, self.row_names, index, exc)
 
 
 @dataclass

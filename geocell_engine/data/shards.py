@@ -20,7 +20,6 @@ and a shuffle buffer of samples are held.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,6 +29,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from geocell_engine.data.samples import sha256_file
 from geocell_engine.errors import DataError
 
 __all__ = ["write_shards", "ShardSource", "is_shard_folder", "read_shard_index", "SHARD_FORMAT", "INDEX_FILE",
@@ -45,14 +45,6 @@ SHUFFLE_BUFFER = 1000
 def is_shard_folder(path: str | os.PathLike) -> bool:
     """True for a folder written by :func:`write_shards` (it has ``index.json``)."""
     return (Path(path) / INDEX_FILE).is_file()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_shards(data: str, out: str | os.PathLike, shard_size: int, *, seed: int = 0,
@@ -113,7 +105,7 @@ def write_shards(data: str, out: str | os.PathLike, shard_size: int, *, seed: in
             file = partial / f"shard-{number:06d}.tar"
             counts = frame.loc[frame["shard"] == number, "split"].value_counts().to_dict()
             shards.append({"file": file.name, "samples": int(sum(counts.values())),
-                           "splits": {k: int(v) for k, v in counts.items()}, "sha256": _sha256(file)})
+                           "splits": {k: int(v) for k, v in counts.items()}, "sha256": sha256_file(file)})
         frame["shard"] = [f"shard-{n:06d}.tar" for n in frame["shard"]]
         for entry in shards:
             os.replace(partial / entry["file"], out / entry["file"])
@@ -175,7 +167,7 @@ class ShardSource:
         index = read_shard_index(self.folder)
         want = {e["file"]: e["sha256"] for e in index["shards"]}
         for name in self.shards:
-            got = _sha256(Path(self.folder) / name)
+            got = sha256_file(Path(self.folder) / name)
             if got != want[name]:
                 raise DataError(f"{Path(self.folder) / name}: sha256 {got[:12]}... differs from the index's "
                                 f"{want[name][:12]}...; the shard changed after it was written")

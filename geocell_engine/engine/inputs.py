@@ -112,40 +112,39 @@ class TrainInput:
         where = f"{n} loader worker{'s' if n != 1 else ''}" if n else "decoded in the training process"
         return f"input: {'image files' if self.train.paths is not None else 'in-memory images'}, {where}, {aug}"
 
-    def _make_stream(self, mean: tuple[float, ...]) -> None:
-        import math
-
-        from geocell_engine.data.shards import TrainStream
+    def _transform(self, mean: tuple[float, ...]):
+        """``(PIL image -> uint8 (3, H, W), the shorter side to decode at)`` of the training images:
+        the photo augmentation, or the evaluation transform when there is none."""
         from geocell_engine.data.transforms import (
             PhotoTransformSettings,
             decode_side,
             photo_eval_transform,
             photo_train_transform,
         )
+
         settings = PhotoTransformSettings.from_config(self.config, mean=mean)
         augmented = self.config.augment and self.kind == "photo"
         transform = photo_train_transform(settings) if augmented else photo_eval_transform(settings)
+        return transform, decode_side(settings, training=augmented)
+
+    def _make_stream(self, mean: tuple[float, ...]) -> None:
+        import math
+
+        from geocell_engine.data.shards import TrainStream
+
+        transform, side = self._transform(mean)
         per_rank = max(1, len(self.train) // self.world_size)
         self._position = {int(o): i for i, o in enumerate(self.train.source_index)}
-        self._stream = TrainStream(self.train.shards, transform, decode_side(settings, training=augmented),
+        self._stream = TrainStream(self.train.shards, transform, side,
                                    self.config.batch_size, math.ceil(per_rank / self.config.batch_size),
                                    self.config.seed, self.world_size, self.num_workers)
 
     def _make_loader(self, device: str, mean: tuple[float, ...]) -> None:
         from geocell_engine.data.loader import EpochBatches, PhotoDataset, make_loader
-        from geocell_engine.data.transforms import (
-            PhotoTransformSettings,
-            decode_side,
-            photo_eval_transform,
-            photo_train_transform,
-        )
 
-        settings = PhotoTransformSettings.from_config(self.config, mean=mean)
-        augmented = self.config.augment and self.kind == "photo"
-        transform = photo_train_transform(settings) if augmented else photo_eval_transform(settings)
+        transform, side = self._transform(mean)
         source = self.train.paths if self.train.paths is not None else self.train.images
-        dataset = PhotoDataset(source, self.train.row_names, self.train.name, transform,
-                               decode_side(settings, training=augmented), self.config.seed)
+        dataset = PhotoDataset(source, self.train.row_names, self.train.name, transform, side, self.config.seed)
         self._batches = EpochBatches()
         self._loader = make_loader(dataset, self._batches, self.num_workers,
                                    pin_memory=str(device).startswith("cuda"))
@@ -166,14 +165,14 @@ class TrainInput:
             yield from iterate_batches(self.train, rest, bs, self.config.image_size, self.config.on_bad_image,
                                        self.account)
             return
-        from geocell_engine.data.dataset import _SKIP_HINT
+        from geocell_engine.data.dataset import _SKIP_HINT, _record_bad
 
         self._batches.set(rest, epoch, bs)  # type: ignore[union-attr]
         for batch in self._loader:  # type: ignore[union-attr]
             for record in batch.bad:
                 if self.config.on_bad_image == "fail":
                     raise DataError(f"{record.message()}; {_SKIP_HINT}")
-                self.account.add(record.split, record.row, record.path, record.problem, record.detail)
+                _record_bad(self.account, record)
             if batch.images is not None:
                 yield batch.images, batch.indices
 
