@@ -512,6 +512,9 @@ def load_splits(data: str, seed: int = 0, split_file: Optional[str] = None,
             raise InputFileError(f"{path}: no such manifest")
         return _manifest_splits(path, seed, split_file, on_bad_image, split_method)
     if path.is_dir() and (path / "index.json").is_file():
+        if split_file is not None:
+            raise DataError(f"--split-file is for a manifest; the shards in {path} were split when they were written "
+                            "(cli.py data shards --split-file)")
         return _shard_splits(path)
     if path.is_dir():
         if split_file is not None:

@@ -45,6 +45,12 @@ def test_the_index_counts_and_hashes_every_shard(shards):
     assert not list(shards.glob(".partial-*"))
 
 
+def test_a_split_file_for_shards_is_refused_not_ignored(shards, tmp_path, capsys):
+    assert cli.main(["train", "--data", str(shards), "--split-file", str(tmp_path / "s.csv"), "--out-dir",
+                     str(tmp_path), *TINY]) == 2
+    assert "were split when they were written" in capsys.readouterr().err
+
+
 def test_writing_over_existing_shards_is_refused(shards, capsys):
     assert cli.main(["data", "shards", str(shards / "nothing.csv"), str(shards)]) == 2
     assert "holds shards already" in capsys.readouterr().err
