@@ -8,7 +8,7 @@ from typing import Literal
 
 from geocell_engine.errors import ConfigError
 
-__all__ = ["DistContext", "choose_device", "setup_distributed", "choose_precision", "autocast"]
+__all__ = ["DistContext", "choose_device", "setup_distributed", "leave_distributed", "choose_precision", "autocast"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,19 @@ def choose_precision(precision: Literal["auto", "bf16", "fp32"], device: str) ->
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "fp32"
+
+
+def leave_distributed() -> None:
+    """Leave the process group joined by :func:`setup_distributed` (a no-op without one).
+
+    Called by every rank once training is over: a rank that exits with the group still up can
+    abort in gloo's threads at interpreter shutdown ("terminate called without an active
+    exception"), while rank 0 is still writing the report.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def autocast(device: str, precision: str):

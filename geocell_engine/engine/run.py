@@ -154,7 +154,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
     """
     import torch
 
-    from geocell_engine.engine.device import choose_precision, setup_distributed
+    from geocell_engine.engine.device import choose_precision, leave_distributed, setup_distributed
     from geocell_engine.engine.fit import fit
     from geocell_engine.engine.predict import predict_split
     from geocell_engine.engine.tasks import create_task
@@ -216,6 +216,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
             raise RunInterrupted(f"interrupted; run the same command to resume {run_dir}" if started else
                                  "interrupted before the first checkpoint; nothing was kept") from None
         raise
+    leave_distributed()  # training is over: no collective call follows, and rank 0 goes on alone
     if not ctx.is_main:
         return None
     if not read_test:

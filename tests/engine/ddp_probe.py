@@ -82,16 +82,17 @@ def main(argv: list[str]) -> int:
 
         assert kwargs.get("hook") is None, "the probe expects run_training to pass no hook"
         kwargs["hook"] = hook
+        import torch.distributed as dist
+
+        # the group the run trained in (run_training leaves it once training is over)
+        record["world_size"] = dist.get_world_size() if dist.is_initialized() else 1
         return real_fit(*args, **kwargs)
 
     tasks_module.create_task = create_task
     fit_module.build_model = build_model
     fit_module.fit = fit
     code = cli.main(cli_args)
-
-    import torch.distributed as dist
-
-    record["world_size"] = dist.get_world_size() if dist.is_initialized() else 1
+    record.setdefault("world_size", 1)
     record["exit_code"] = code
     (out_dir / f"rank{rank}.json").write_text(json.dumps(record))
     return code
