@@ -62,6 +62,7 @@ _LAZY = {
     "continent_of": "continents", "continent_table": "continents", "CONTINENT_NAMES": "continents",
     # cells
     "CellSet": "cells", "build_semantic": "semantic", "build_s2": "s2cells", "s2_cell_polygons": "s2cells",
+    "build_kmeans": "kmeans_cells",
     # s2
     "s2_cell_ids": "s2", "s2_cell_id_to_token": "s2", "s2_token_to_cell_id": "s2", "s2_parent": "s2",
     "s2_level": "s2", "s2_cell_center": "s2", "s2_cell_vertices": "s2",

@@ -7,8 +7,8 @@ cell spread over admin-1 units (for :meth:`CellSet.hierarchy`), and the kind and
 built it. It saves to and loads from GeoParquet, and has a content hash that identifies it in
 checkpoints.
 
-Builders live in :mod:`geocell.semantic` (:func:`build_semantic`) and :mod:`geocell.s2cells`
-(:func:`build_s2`).
+Builders live in :mod:`geocell.semantic` (:func:`build_semantic`), :mod:`geocell.s2cells`
+(:func:`build_s2`) and :mod:`geocell.kmeans_cells` (:func:`build_kmeans`).
 
 Example:
     >>> import numpy as np
@@ -36,7 +36,7 @@ from .validate import check_latlon
 
 __all__ = ["CellSet", "CellSetError", "CellKind", "CELLSET_SUFFIXES"]
 
-CellKind = Literal["semantic", "s2"]
+CellKind = Literal["semantic", "s2", "kmeans"]
 
 #: Format version written into saved files; bump when the on-disk layout changes.
 FORMAT_VERSION = 1
@@ -65,7 +65,7 @@ class CellSet:
         member_admin1: ``(K,)`` tuples of admin-1 codes holding the cell's points.
         member_counts: ``(K,)`` tuples of point counts, parallel to ``member_admin1``.
         admin1_country: mapping adm1_code -> adm0_a3 for every code in ``member_admin1``.
-        kind: "semantic" or "s2".
+        kind: "semantic", "s2" or "kmeans".
         params: the build parameters (plain JSON types).
         parent: ``(K,)`` int64 index into a coarser CellSet (S2 hierarchy), or None.
     """
@@ -94,8 +94,8 @@ class CellSet:
             raise CellSetError("member_admin1 / member_counts must have one entry per cell")
         if len(set(self.ids.tolist())) != k:
             raise CellSetError("cell ids are not unique")
-        if self.kind not in ("semantic", "s2"):
-            raise CellSetError(f"unknown cell kind {self.kind!r}; expected 'semantic' or 's2'")
+        if self.kind not in ("semantic", "s2", "kmeans"):
+            raise CellSetError(f"unknown cell kind {self.kind!r}; expected 'semantic', 's2' or 'kmeans'")
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -168,8 +168,8 @@ class CellSet:
         """Cell index for each point; every point gets one.
 
         S2 cells: by S2 cell id at each cell's level. Semantic cells: by the polygon containing
-        the point. A point outside every polygon, or in a dropped S2 cell, goes to the nearest
-        centroid. Scalar in -> int out; otherwise an int64 array with the broadcast shape.
+        the point. K-means cells: by the nearest centroid. A point outside every polygon, or in a
+        dropped S2 cell, goes to the nearest centroid. Scalar in -> int out; otherwise an int64 array with the broadcast shape.
         """
         scalar = np.ndim(lat) == 0 and np.ndim(lon) == 0
         lat, lon, _ = check_latlon(lat, lon)
@@ -177,6 +177,8 @@ class CellSet:
         lat, lon = lat.reshape(-1), lon.reshape(-1)
         if self.kind == "s2":
             idx = self._assign_s2(lat, lon)
+        elif self.kind == "kmeans":
+            idx = self.nearest_centroid(lat, lon)
         else:
             idx = self._assign_polygons(lat, lon)
         missing = idx < 0

@@ -179,6 +179,33 @@ class Backbone(nn.Module):
                 )
         self.model.load_state_dict(state, strict=strict)
 
+    def freeze_stages(self, stages: int) -> int:
+        """Freeze the first ``stages`` parameter groups from the input, in place: 1 is the stem,
+        1 + N the stem and the first N block stages (timm's coarse ``group_matcher``). Their
+        parameters stop learning and their batch norms become timm ``FrozenBatchNorm2d`` (running
+        statistics fixed too), so no gradient is computed below the last frozen stage.
+
+        Returns:
+            The number of parameter tensors frozen.
+
+        Raises:
+            ValueError: ``stages`` is negative or more than the model has groups (naming both).
+        """
+        from timm.models import group_modules
+        from timm.utils.model import freeze
+
+        if stages == 0:
+            return 0
+        groups = group_modules(self.model, self.model.group_matcher(coarse=True))
+        order = sorted(groups)[:-1] if len(groups) > 1 else sorted(groups)  # the last group is the head conv
+        if not 0 < stages <= len(order):
+            raise ValueError(f"freeze_stages must be from 0 to {len(order)} for {self.config.name!r} "
+                             f"(stem + {len(order) - 1} block stages), got {stages}")
+        names = [name for group in order[:stages] for name in groups[group]]
+        before = sum(p.requires_grad for p in self.model.parameters())
+        freeze(self.model, names)
+        return before - sum(p.requires_grad for p in self.model.parameters())
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, 3, H, W) float, normalised per :attr:`preprocessing` -> (B, F) features."""
         if self.channels_last and images.dim() == 4:

@@ -117,11 +117,13 @@ class TrainConfig:
     split_method: Literal["spatial", "random"] = option(
         "spatial", "data", "how a manifest without a split column, or a photo folder, is split: spatial (held-out "
         "regions 363 km from training, the buffers left unused) or random 80/10/10")
-    cells: str = option("semantic", "data", "geocells of the region task: 'semantic' (admin-1 borders), 's2', or a "
-                        "CellSet .parquet file", metavar="KIND|FILE")
+    cells: str = option("semantic", "data", "geocells of the region task: 'semantic' (admin-1 borders), 's2', "
+                        "'kmeans' (training points clustered on the sphere), or a CellSet .parquet file",
+                        metavar="KIND|FILE")
     cell_min_samples: int = option(40, "data", "semantic cells: fewest training samples per cell", ge=1)
     cell_max_samples: int = option(400, "data", "semantic cells: most training samples per cell; "
                                    "at least 2 x cell_min_samples", ge=1)
+    kmeans_cells: int = option(200, "data", "k-means cells: how many", ge=1)
     s2_tau_min: int = option(20, "data", "S2 cells: cells with fewer training samples are dropped", ge=1)
     s2_tau_max: int = option(400, "data", "S2 cells: cells with more training samples are split; "
                              "at least s2_tau_min", ge=1)
@@ -151,6 +153,14 @@ class TrainConfig:
                                metavar="SPEC")
     random_erasing: float = option(0.0, "data", "photo: probability of timm random erasing (per-pixel noise)",
                                    ge=0.0, le=1.0)
+    shift_hue: float = option(0.0, "data", "imagery shift (any data, on the device): hue rotation up to +-this "
+                              "fraction of the colour circle", ge=0.0, le=0.5)
+    shift_saturation: float = option(0.0, "data", "imagery shift: saturation factor in [1-X, 1+X]", ge=0.0, le=1.0)
+    shift_grayscale: float = option(0.0, "data", "imagery shift: probability of grayscale", ge=0.0, le=1.0)
+    shift_blur: float = option(0.0, "data", "imagery shift: probability of a Gaussian blur (sigma 0.3-1.5 px)",
+                               ge=0.0, le=1.0)
+    shift_jpeg: float = option(0.0, "data", "imagery shift: probability of JPEG re-compression (quality 20-80)",
+                               ge=0.0, le=1.0)
     interpolation: Literal["bilinear", "bicubic"] = option("bilinear", "data", "photo: resize filter")
     balanced_sampling: bool = option(False, "data", "draw training samples with replacement, weighted "
                                      "count(country) ** -balance_power (torch WeightedRandomSampler)")
@@ -178,6 +188,9 @@ class TrainConfig:
                                  "state dict, .pth / .bin / .safetensors)", metavar="FILE")
     dropout: float = option(0.0, "model", "dropout before the heads (timm drop_rate)", ge=0.0, lt=1.0)
     drop_path: float = option(0.0, "model", "stochastic depth (timm drop_path_rate)", ge=0.0, lt=1.0)
+    freeze_stages: int = option(0, "model", "freeze the backbone's first stages from the input: 1 the stem, "
+                                "1 + N the stem and N block stages (timm group_matcher; faster steps); 0: none",
+                                ge=0)
     init_from: str | None = option(None, "model", "another run's checkpoint to start from (task-aware "
                                    "pretraining); copies the backbone", metavar="CHECKPOINT")
     init_heads: bool = option(False, "model", "with --init-from: copy the heads too (the country vocabulary "
@@ -496,6 +509,10 @@ def validate_values(values: Mapping[str, Any], source: str | Mapping[str, str]) 
         raise pair_error("cell_min_samples", "cell_max_samples", "at least 2 x cell_min_samples for semantic cells")
     if get("cells") == "s2" and get("s2_tau_max") < get("s2_tau_min"):
         raise pair_error("s2_tau_min", "s2_tau_max", "at least s2_tau_min for S2 cells")
+    shift_on = [k for k in ("shift_hue", "shift_saturation", "shift_grayscale", "shift_blur", "shift_jpeg") if get(k)]
+    if shift_on and not get("augment"):
+        raise ConfigError(f"{', '.join(shift_on)} (from {origin(shift_on[0])}) augment training images, but "
+                          f"augment is off (from {origin('augment')}); turn augment on or the shift keys off")
     if "rand_augment" in out and out["rand_augment"] != "none":
         _check_rand_augment(out["rand_augment"], where("rand_augment"))
     return out

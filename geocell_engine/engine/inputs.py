@@ -186,8 +186,9 @@ class TrainInput:
 
 
 class BatchMixing:
-    """What happens to a float training batch on the device: the satellite augmentation, timm
-    random erasing, and timm MixUp / CutMix.
+    """What happens to a float training batch on the device: the satellite augmentation, the
+    imagery-shift augmentation (:mod:`geocell_engine.data.imagery_shift`), timm random erasing,
+    and timm MixUp / CutMix.
 
     Call :meth:`images` on ``(B, 3, H, W)`` float [0, 1] images; it returns them transformed and
     the ``(B, B)`` mixing matrix (None when the batch was not mixed; an odd-sized batch, the last
@@ -198,7 +199,10 @@ class BatchMixing:
     """
 
     def __init__(self, config: TrainConfig, kind: str, task: Any, mean, std, generator) -> None:
+        from geocell_engine.data.imagery_shift import ShiftSettings
+
         self.satellite = config.augment and kind == "satellite"
+        self.shift = ShiftSettings.from_config(config) if config.augment else ShiftSettings()
         self.generator = generator
         self.erasing = None
         if config.augment and kind == "photo" and config.random_erasing > 0:
@@ -221,6 +225,10 @@ class BatchMixing:
 
         if self.satellite:
             x = augment_batch(x, self.generator)
+        if self.shift.active:
+            from geocell_engine.data.imagery_shift import imagery_shift
+
+            x = imagery_shift(x, self.shift, self.generator)
         if self.erasing is not None:
             x = self.erasing(x)
         if self.mixup is None or x.shape[0] % 2 or x.shape[0] < 2:
@@ -241,6 +249,14 @@ def describe_recipe(config: TrainConfig) -> Optional[str]:
         parts.append(f"MixUp {config.mixup_alpha:g} / CutMix {config.cutmix_alpha:g} as multi-label BCE")
     if config.balanced_sampling:
         parts.append(f"balanced sampling (power {config.balance_power:g})")
+    if config.augment:
+        from geocell_engine.data.imagery_shift import ShiftSettings
+
+        shift = ShiftSettings.from_config(config)
+        if shift.active:
+            parts.append(shift.describe())
+    if config.freeze_stages:
+        parts.append(f"backbone stages frozen: {config.freeze_stages}")
     if config.dropout or config.drop_path:
         parts.append(f"dropout {config.dropout:g}, drop path {config.drop_path:g}")
     return ", ".join(parts) or None

@@ -9,13 +9,15 @@ from typing import Any, Optional
 
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.tasks import Task
+from geocell_engine.errors import ConfigError
 
 __all__ = ["build_model", "require_weights", "LoadedModel", "load_model"]
 
 
 def build_model(config: TrainConfig, task: Task, pretrained: Optional[bool] = None):
     """A ``heads.GeoModel`` with the run's backbone and the task's heads (``config.dropout`` and
-    ``config.drop_path`` become timm's ``drop_rate`` / ``drop_path_rate``).
+    ``config.drop_path`` become timm's ``drop_rate`` / ``drop_path_rate``; ``config.freeze_stages`` of
+    the backbone's first stages are frozen, see :meth:`heads.Backbone.freeze_stages`).
 
     Args:
         pretrained: overrides ``config.pretrained`` (False when weights come from a checkpoint).
@@ -27,6 +29,10 @@ def build_model(config: TrainConfig, task: Task, pretrained: Optional[bool] = No
         use_pretrained = config.weights
     rates = {k: v for k, v in (("drop_rate", config.dropout), ("drop_path_rate", config.drop_path)) if v > 0}
     backbone = Backbone(config.backbone, pretrained=use_pretrained, channels_last=config.channels_last, **rates)
+    try:
+        backbone.freeze_stages(config.freeze_stages)
+    except ValueError as exc:
+        raise ConfigError(f"--freeze-stages: {exc}") from None
     return GeoModel(backbone, task.build_heads(backbone.num_features))
 
 

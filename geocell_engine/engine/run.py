@@ -243,12 +243,9 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
     for name, baseline in (_baselines(config, train, test, _find_cellset(task), account).items()
                            if results["model"].located else ()):
         results[name] = with_intervals(evaluate(baseline), baseline, clusters)
-    robust = robustness_split(config.data)
+    robust = robustness_result(predict, config)
     if robust is not None:
-        robust = robust.subsample(config.max_eval_samples, config.seed + 2)
-        robust_preds = predict(robust, name="model (shadedrelief)")
-        results["model on shaded-relief patches"] = with_intervals(
-            evaluate(robust_preds), robust_preds, dataset_clusters(config.data, robust.ids))
+        results[ROBUSTNESS_ROW] = robust
     extra_report = {
         "dataset": f"{info.name} ({info.version})", "dataset_sha256": dict(info.sha256),
         "task": task.describe(), "backbone": config.backbone, "cells": _cells_summary(task),
@@ -261,6 +258,30 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
         account.write(run_dir / "bad_images.csv")
     written = write_report(run_dir, results, result.history, preds, extra_report, clusters=clusters)
     return RunSummary(run_dir, comparison_table(list(results.values()), names=list(results)), written.payload)
+
+
+#: The report row of the model on the robustness rendering of the test points.
+ROBUSTNESS_ROW = "model on shaded-relief patches"
+
+
+def robustness_result(predict: Callable[..., Any], config: TrainConfig):
+    """The model on the data set's robustness rendering of its test points (bluemarble: the same
+    points from ``shadedrelief.jpg``), scored with intervals; None when the data set has none.
+
+    Args:
+        predict: ``predict(split, name=...) -> Predictions`` with the model bound
+            (:func:`geocell_engine.engine.predict.predict_split`).
+        config: the run's ``data``, ``max_eval_samples`` and ``seed`` (the test subsample's).
+    """
+    from geocell_engine.data.regions import dataset_clusters
+    from geocell_engine.evaluation.report import evaluate, with_intervals
+
+    robust = robustness_split(config.data)
+    if robust is None:
+        return None
+    robust = robust.subsample(config.max_eval_samples, config.seed + 2)
+    preds = predict(robust, name="model (shadedrelief)")
+    return with_intervals(evaluate(preds), preds, dataset_clusters(config.data, robust.ids))
 
 
 #: Files a run writes before its first checkpoint: removed when it fails before one, so that a
@@ -298,7 +319,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
                         dump: Optional[str] = None, out_dir: Optional[str] = None,
                         max_samples: Optional[int] = None, device: Optional[str] = None,
                         on_bad_image: str = "fail", profiles: Sequence[str] = ("geocell",),
-                        resamples: int = 2000, log: Callable[[str], None] = print) -> RunSummary:
+                        resamples: int = 2000, robustness: bool = False,
+                        log: Callable[[str], None] = print) -> RunSummary:
     """Evaluate a checkpoint on a whole benchmark file or on one split; writes a report.
 
     A manifest without a split column is evaluated whole (``split`` must then be None); with
@@ -313,7 +335,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
 
     Every row carries 95% intervals (``resamples`` bootstrap replicates, seed 0; 0 = none): a
     cluster bootstrap over the held-out regions of a bluemarble version, over samples for a
-    manifest.
+    manifest. ``robustness`` adds the row of the model on the data set's robustness rendering
+    (:func:`robustness_result`; bluemarble test points from another map), where there is one.
     """
     from geocell.profiles import get_profile
     from geocell_engine.data.regions import dataset_clusters
@@ -360,6 +383,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
         # training points belong to no held-out region: the training split is resampled by sample
         clusters = dataset_clusters(data, preds.ids) if name in ("val", "test") else None
         results = {k: with_intervals(r, preds, clusters, n_resamples=resamples) for k, r in results.items()}
+    if robustness and name == "test":
+        robust = robustness_result(functools.partial(
+            predict_split, loaded.model, task, image_size=config.image_size, batch_size=max(64, config.batch_size),
+            device=device, precision=choose_precision(config.precision, device), decode=decode), config)
+        if robust is not None:
+            results[ROBUSTNESS_ROW] = robust
     written = write_report(out, results, None, preds,
                            {"checkpoint": str(checkpoint), "dataset": f"{data_set.info.name} ({data_set.info.version})",
                             "split": name, "profiles": ", ".join(chosen),

@@ -10,14 +10,19 @@ A spec is a YAML file::
       tau-150: {tau_km: 150}
     finalists: 2                   # best variants by validation score tested beside the default
     seeds: [0]                     # one row per variant and seed
+    finalist_seeds: [1, 2]         # the default and the finalists trained again with these seeds
+    also_test: [tau-150]           # rows tested whatever their validation score (e.g. robustness levers)
 
 :func:`run_study` trains the rows in order (each is an ordinary resumable run folder,
 ``OUT_DIR/NAME/ROW-sSEED``), records each finished row in ``study.json`` (written atomically), and
 skips recorded rows when the same command runs again, so a killed study continues where it
 stopped. Model choice reads the validation split only (the task's own score at the best epoch,
-mean over seeds); the test split is evaluated once per finalist seed, and each finalist is
+mean over ``seeds``); the default and the finalists are then trained with ``finalist_seeds``
+too, the test split is evaluated once per finalist and seed (with the robustness rendering of
+the test points where the data set has one, bluemarble's shaded relief), and each finalist is
 compared with the default by :func:`geocell_engine.evaluation.intervals.paired_comparison` (95%
-cluster bootstrap over held-out regions where the data define them).
+cluster bootstrap over held-out regions where the data define them, on the first seed); the
+table shows the test median of every seed beside it, the seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from geocell_engine.errors import ConfigError
 __all__ = ["StudySpec", "load_study", "run_study", "DEFAULT_ROW"]
 
 DEFAULT_ROW = "default"
-_SPEC_KEYS = {"name", "base", "variants", "finalists", "seeds"}
+_SPEC_KEYS = {"name", "base", "variants", "finalists", "seeds", "finalist_seeds", "also_test"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,10 @@ class StudySpec:
         name: the study's folder name. base: config keys shared by every row.
         variants: row name -> config keys, ``"default"`` first (``base`` alone).
         finalists: variants tested beside the default. seeds: one training per row and seed.
-        source: the spec file.
+        finalist_seeds: more seeds for the default and the finalists only.
+        also_test: rows tested (and trained with ``finalist_seeds``) as finalists are, whatever
+            their validation score: levers judged on something validation does not measure, such
+            as robustness to another rendering. source: the spec file.
     """
 
     name: str
@@ -54,6 +62,8 @@ class StudySpec:
     variants: Mapping[str, Mapping[str, Any]]
     finalists: int = 2
     seeds: tuple[int, ...] = (0,)
+    finalist_seeds: tuple[int, ...] = ()
+    also_test: tuple[str, ...] = ()
     source: str = ""
     configs: Mapping[str, TrainConfig] = field(default_factory=dict, compare=False, repr=False)
 
@@ -88,10 +98,18 @@ def load_study(path: str | Path) -> StudySpec:
         raise ConfigError(f"{path}: finalists must be an integer >= 0, got {finalists!r}")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError(f"{path}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    finalist_seeds = raw.get("finalist_seeds", [])
+    if (not isinstance(finalist_seeds, list) or not all(isinstance(s, int) and s >= 0 for s in finalist_seeds)
+            or set(finalist_seeds) & set(seeds)):
+        raise ConfigError(f"{path}: finalist_seeds must be a list of integers >= 0 not in seeds {seeds}, "
+                          f"got {finalist_seeds!r}")
     for key in ("seed", "out_dir", "run_name", "resume"):
         if key in base or any(key in v for v in rows.values()):
             raise ConfigError(f"{path}: {key!r} is set by the study for each row; leave it out")
-    spec = StudySpec(name, base, rows, finalists, tuple(seeds), str(path))
+    also_test = raw.get("also_test", [])
+    if not isinstance(also_test, list) or any(r not in variants for r in also_test):
+        raise ConfigError(f"{path}: also_test must list variant names (from {sorted(variants)}), got {also_test!r}")
+    spec = StudySpec(name, base, rows, finalists, tuple(seeds), tuple(finalist_seeds), tuple(also_test), str(path))
     for row in rows:  # every row's values are checked before anything trains
         spec.config(row, seeds[0], Path("."))
     return spec
@@ -122,46 +140,60 @@ def run_study(spec: StudySpec, out_dir: str | Path, log: Callable[[str], None] =
     Returns:
         The study state: ``rows`` (row-seed -> validation results), ``finalists``, ``table``.
     """
-    from geocell_engine.engine.run import evaluate_checkpoint, run_training
+    from geocell_engine.engine.run import ROBUSTNESS_ROW, evaluate_checkpoint, run_training
 
     folder = Path(out_dir) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "study.json"
     state = _state(state_path)
+
+    def train(row: str, seed: int) -> None:
+        key = f"{row}-s{seed}"
+        if key in state["rows"]:
+            log(f"{key}: done (in {state_path})")
+            return
+        config = spec.config(row, seed, folder)
+        log(f"{key}: training")
+        summary = run_training(config, log=lambda _: None, read_test=False)
+        history = summary.report["history"]
+        best = next(r for r in history if r["epoch"] == summary.report["best_epoch"])
+        state["rows"][key] = {"row": row, "seed": seed, "run_dir": str(summary.run_dir),
+                              "best_epoch": summary.report["best_epoch"], "task": config.task,
+                              "val_score": best.get("val_score"), "val_median_km": best.get("val_median_km"),
+                              "val_country_acc": best.get("val_country_acc"), "epochs_run": len(history),
+                              "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in history), 1)}
+        _save(state_path, state)
+
     for row in spec.variants:
         for seed in spec.seeds:
-            key = f"{row}-s{seed}"
-            if key in state["rows"]:
-                log(f"{key}: done (in {state_path})")
-                continue
-            config = spec.config(row, seed, folder)
-            log(f"{key}: training")
-            summary = run_training(config, log=lambda _: None, read_test=False)
-            best = next(r for r in summary.report["history"] if r["epoch"] == summary.report["best_epoch"])
-            state["rows"][key] = {"row": row, "seed": seed, "run_dir": str(summary.run_dir),
-                                  "best_epoch": summary.report["best_epoch"], "task": config.task,
-                                  "val_score": best.get("val_score"), "val_median_km": best.get("val_median_km"),
-                                  "val_country_acc": best.get("val_country_acc"),
-                                  "epochs_run": len(summary.report["history"])}
-            _save(state_path, state)
+            train(row, seed)
     scores = {row: float(np.mean([_val_score(state["rows"][f"{row}-s{s}"]) for s in spec.seeds]))
               for row in spec.variants}
     ranked = sorted((r for r in spec.variants if r != DEFAULT_ROW), key=lambda r: scores[r])
     finalists = [DEFAULT_ROW] + ranked[:spec.finalists]
+    finalists += [r for r in spec.also_test if r not in finalists]
     state["finalists"] = finalists
+    seeds = spec.seeds + spec.finalist_seeds
+    for row in finalists:
+        for seed in spec.finalist_seeds:
+            train(row, seed)
     preds: dict[str, Any] = {}
     for row in finalists:
-        for seed in spec.seeds:
+        for seed in seeds:
             key = f"{row}-s{seed}"
             run_dir = Path(state["rows"][key]["run_dir"])
             config = spec.config(row, seed, folder)
             summary = evaluate_checkpoint(run_dir / "best.pt", config.data, split="test", out_dir=str(run_dir / "test"),
-                                          log=lambda _: None)
+                                          robustness=True, log=lambda _: None)
             preds[key] = summary.predictions
-            model = summary.report["results"]["model"]
+            results = summary.report["results"]
+            model = results["model"]
+            robust = results.get(ROBUSTNESS_ROW) or {}
             state["tests"][key] = {"median_km": model["distance"]["median_km"] if model.get("distance") else None,
                                    "country_top1": (model.get("country") or {}).get("top_k_accuracy", {}).get("1"),
-                                   "intervals": model.get("intervals")}
+                                   "intervals": model.get("intervals"),
+                                   "robustness_median_km": (robust.get("distance") or {}).get("median_km"),
+                                   "robustness_intervals": robust.get("intervals")}
     state["table"] = _table(spec, state, scores, finalists, preds)
     _save(state_path, state)
     from geocell.tables import atomic_write
@@ -176,8 +208,10 @@ def _table(spec: StudySpec, state: Mapping[str, Any], scores: Mapping[str, float
     from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.evaluation.intervals import format_interval, paired_comparison
 
-    lines = ["| row | what it changes | validation score | test median km | Δ median km vs default | test country top-1 % "
-             "| Δ top-1 points vs default |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| row | what it changes | validation score | training min | test median km | Δ median km vs default "
+             "| test median km by seed | test country top-1 % | Δ top-1 points vs default | shaded-relief median km |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    seeds = spec.seeds + spec.finalist_seeds
     seed = spec.seeds[0]
     default_preds = preds.get(f"{DEFAULT_ROW}-s{seed}")
     data = spec.config(DEFAULT_ROW, seed, Path(".")).data
@@ -187,7 +221,8 @@ def _table(spec: StudySpec, state: Mapping[str, Any], scores: Mapping[str, float
 
         score_name = get_task_class(spec.config(row, seed, Path(".")).task).score_name
         shown = f"{scores[row]:,.4g} ({score_name})" if np.isfinite(scores[row]) else "n/a"
-        cells = [row, changes, shown]
+        minutes = np.mean([state["rows"][f"{row}-s{s}"].get("train_seconds", np.nan) for s in spec.seeds]) / 60
+        cells = [row, changes, shown, f"{minutes:.1f}" if np.isfinite(minutes) else ""]
         if row in finalists:
             test = state["tests"][f"{row}-s{seed}"]
             iv = (test.get("intervals") or {}).get("metrics") or {}
@@ -202,14 +237,21 @@ def _table(spec: StudySpec, state: Mapping[str, Any], scores: Mapping[str, float
                 top = comparison.difference.get("country_top1")
                 diff_top = format_interval(top, "pct", signed=True) if top is not None else ""
             cells.append(diff_km)
+            by_seed = [state["tests"].get(f"{row}-s{s}", {}).get("median_km") for s in seeds]
+            cells.append(" / ".join(f"{m:,.0f}" if m is not None else "n/a" for m in by_seed))
             top1 = test.get("country_top1")
             cells.append(_with_interval(top1, iv.get("country_top1") or {}, "pct"))
             cells.append(diff_top)
+            robust_iv = ((test.get("robustness_intervals") or {}).get("metrics") or {}).get("median_km") or {}
+            cells.append(_with_interval(test.get("robustness_median_km"), robust_iv, "km"))
         else:
-            cells += ["(not a finalist)", "", "", ""]
+            cells += ["(not a finalist)", "", "", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     note = (f"Validation score: the task's own at its best epoch (lower is better), mean over seeds {list(spec.seeds)}; "
-            f"finalists: the default and the best {spec.finalists} by it. Test figures of seed {seed}, 95% intervals; "
+            f"finalists: the default and the best {spec.finalists} by it"
+            + (f", and {', '.join(spec.also_test)} (tested whatever its score)" if spec.also_test else "")
+            + ". Training minutes: the epochs' sum, mean over "
+            f"those seeds. Test figures of seed {seed}, 95% intervals; by seed: seeds {list(seeds)}; "
             "Δ: finalist minus default on the same test samples (paired bootstrap; negative km and positive "
             "points are better).")
     return "\n".join(lines) + "\n\n" + note

@@ -28,13 +28,17 @@ def _spec(tmp_path, manifest, **extra):
 
 def test_a_study_trains_every_row_tests_finalists_and_resumes(tmp_path, capsys):
     manifest = make_tiny_dataset(tmp_path / "data")
-    spec = _spec(tmp_path, manifest)
+    spec = _spec(tmp_path, manifest, finalist_seeds=[1])
     assert cli.main(["study", str(spec), "--out-dir", str(tmp_path / "studies")]) == 0
     out = capsys.readouterr().out
     state = json.loads((tmp_path / "studies" / "tiny" / "study.json").read_text())
-    assert set(state["rows"]) == {"default-s0", "tau-20-s0", "tau-300-s0", "no-smoothing-s0"}
-    assert state["finalists"][0] == "default" and len(state["finalists"]) == 2
-    assert set(state["tests"]) == {f"{row}-s0" for row in state["finalists"]}  # only finalists read the test split
+    finalists = state["finalists"]
+    assert finalists[0] == "default" and len(finalists) == 2
+    # every row once; the default and the finalist again with the finalist seed
+    assert set(state["rows"]) == {"default-s0", "tau-20-s0", "tau-300-s0", "no-smoothing-s0",
+                                  *(f"{row}-s1" for row in finalists)}
+    # only finalists read the test split, once per seed
+    assert set(state["tests"]) == {f"{row}-s{seed}" for row in finalists for seed in (0, 1)}
     tested = [r for r in state["rows"] if r not in state["tests"]]
     assert all(not (tmp_path / "studies" / "tiny" / r / "test").exists() for r in tested)
     table = (tmp_path / "studies" / "tiny" / "study.md").read_text()
@@ -43,14 +47,18 @@ def test_a_study_trains_every_row_tests_finalists_and_resumes(tmp_path, capsys):
     line = next(ln for ln in table.splitlines() if ln.startswith(f"| {finalist} |"))
     assert " to " in line  # the paired difference carries its interval
     default_line = next(ln for ln in table.splitlines() if ln.startswith("| default |"))
-    assert "–" in default_line.split("|")[4]  # the test median with its interval
+    assert "–" in default_line.split("|")[5]  # the test median with its interval
+    by_seed = default_line.split("|")[7].split(" / ")  # the test median of each seed
+    assert [float(m.replace(",", "")) for m in by_seed] == [
+        pytest.approx(state["tests"][f"default-s{seed}"]["median_km"], abs=0.5) for seed in (0, 1)]
+    assert state["rows"]["default-s0"]["train_seconds"] > 0
     # the chosen finalist has the best validation score of the variants
     scores = {r["row"]: r["val_score"] for r in state["rows"].values() if r["row"] != "default"}
     assert finalist == min(scores, key=scores.get)
     # run again: nothing retrains
     assert cli.main(["study", str(spec), "--out-dir", str(tmp_path / "studies")]) == 0
     again = capsys.readouterr().out
-    assert again.count(": done (in") == 4 and ": training" not in again
+    assert again.count(": done (in") == 6 and ": training" not in again
     assert "training" in out
 
 
@@ -58,6 +66,7 @@ def test_a_study_trains_every_row_tests_finalists_and_resumes(tmp_path, capsys):
     ({"variants": {"default": {"epochs": 2}}}, "'default' is the row"),
     ({"variants": {"bad": {"epochz": 2}}}, "row bad"),
     ({"finalists": -1}, "finalists must be"),
+    ({"finalist_seeds": [0]}, "finalist_seeds must be"),
     ({"budget": 3}, "unknown study keys"),
 ])
 def test_bad_specs_are_refused_by_name(tmp_path, extra, named):

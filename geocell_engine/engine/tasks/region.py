@@ -79,6 +79,19 @@ class CellState:
 
 #: The config keys the cells are built from.
 CELL_KEYS = ("cells", "cell_min_samples", "cell_max_samples", "s2_tau_min", "s2_tau_max")
+#: ... and for k-means cells also these (left out otherwise, so older run folders keep their fingerprint).
+KMEANS_KEYS = ("kmeans_cells", "seed")
+
+
+def cell_settings(config) -> dict[str, Any]:
+    """The config values the run's cells are built from (:data:`CELL_KEYS`, and
+    :data:`KMEANS_KEYS` for k-means cells)."""
+    keys = CELL_KEYS + (KMEANS_KEYS if config.cells == "kmeans" else ())
+    return {k: getattr(config, k) for k in keys}
+
+
+#: The cell kinds built from the training points (any other ``config.cells`` is a file).
+BUILT_CELLS = ("semantic", "s2", "kmeans")
 
 
 def cells_fingerprint(config, train) -> str:
@@ -88,25 +101,30 @@ def cells_fingerprint(config, train) -> str:
     import json
 
     h = hashlib.sha256()
-    h.update(json.dumps({k: getattr(config, k) for k in CELL_KEYS}, sort_keys=True).encode())
+    h.update(json.dumps(cell_settings(config), sort_keys=True).encode())
     h.update(np.ascontiguousarray(train.lat, dtype="<f8").tobytes())
     h.update(np.ascontiguousarray(train.lon, dtype="<f8").tobytes())
     h.update("\n".join(np.asarray(train.admin1).astype(str).tolist()).encode())
-    if config.cells not in ("semantic", "s2"):
+    if config.cells not in BUILT_CELLS:
         h.update(Path(config.cells).read_bytes())
     return h.hexdigest()
 
 
 def build_cells(config, train, log: Callable[[str], None] = print):
-    """The run's CellSet from its training points: ``config.cells`` is "semantic", "s2" or a file."""
+    """The run's CellSet from its training points: ``config.cells`` is "semantic", "s2", "kmeans"
+    (``config.kmeans_cells`` of them, seeded by ``config.seed``) or a file."""
     from geocell.cells import CellSet, admin1_of_points
 
     start = time.perf_counter()
-    if config.cells not in ("semantic", "s2"):
+    if config.cells not in BUILT_CELLS:
         cells = CellSet.load(config.cells)
     else:
         point_admin1 = np.where(train.admin1 != "", train.admin1, admin1_of_points(train.lat, train.lon))
-        if config.cells == "semantic":
+        if config.cells == "kmeans":
+            from geocell.kmeans_cells import build_kmeans
+
+            cells = build_kmeans(train.lat, train.lon, config.kmeans_cells, point_admin1=point_admin1, seed=config.seed)
+        elif config.cells == "semantic":
             from geocell.semantic import build_semantic
 
             cells = build_semantic(train.lat, train.lon, min_samples=config.cell_min_samples,
@@ -169,7 +187,7 @@ class RegionTask(Task):
             if run_dir is not None:
                 cellset.save(saved)
                 text = json.dumps({"fingerprint": fingerprint, "hash": cellset.hash,
-                                   "settings": {k: getattr(config, k) for k in CELL_KEYS}}, indent=2, sort_keys=True)
+                                   "settings": cell_settings(config)}, indent=2, sort_keys=True)
                 atomic_write(record, lambda p: p.write_text(text + "\n"))
         return cls(config, labels, CellState.from_cellset(cellset), cellset)
 
