@@ -45,7 +45,8 @@ def build_kmeans(lat: Any, lon: Any, k: int, *, point_admin1: Any = None, seed: 
 
     Returns:
         A CellSet of kind "kmeans", cells ordered by id ``k000``, ``k001``, ... (by centroid
-        longitude, then latitude).
+        longitude, then latitude); rarely fewer than ``k`` cells, when the final spherical
+        k-means steps empty one.
 
     Raises:
         CellSetError: ``k < 1``, or more cells than distinct points.
@@ -72,14 +73,19 @@ def build_kmeans(lat: Any, lon: Any, k: int, *, point_admin1: Any = None, seed: 
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     cell_of_point = rank[labels]
-    # Points whose nearest centroid is another cell (possible after the final k-means step)
-    # move there, so that training points and new points are assigned the same way.
-    for _ in range(10):
+    # Spherical k-means steps until every point is in the cell of its nearest centroid (the
+    # spherical mean of the cell's points, as stored): then training points and new points are
+    # assigned the same way. A cell left empty by a step is dropped.
+    for _ in range(100):
         total = np.stack([np.bincount(cell_of_point, weights=xyz[:, j], minlength=k) for j in range(3)], axis=1)
         nearest = np.argmax(xyz @ (total / np.linalg.norm(total, axis=1, keepdims=True)).T, axis=1)
-        if np.array_equal(nearest, cell_of_point) or np.bincount(nearest, minlength=k).min() == 0:
+        if np.array_equal(nearest, cell_of_point):
             break
-        cell_of_point = nearest
+        used = np.unique(nearest)
+        cell_of_point = np.searchsorted(used, nearest)
+        k = len(used)
+    else:
+        raise CellSetError("k-means cells did not settle in 100 steps; try another seed or k")
     geometry = np.array([shapely.MultiPoint(np.c_[lon[cell_of_point == c], lat[cell_of_point == c]]).convex_hull
                          for c in range(k)], dtype=object)
     codes = admin1["adm1_code"].astype(str).to_numpy()
