@@ -37,19 +37,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-#: The CPU flags that change the speed of torch's kernels (recorded with every absolute figure).
-_SPEED_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
 def cpu_flags() -> list[str]:
-    """The :data:`_SPEED_FLAGS` this CPU has (from /proc/cpuinfo; empty where it is not readable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
-    return [f for f in _SPEED_FLAGS if f in have]
+    """The CPU's speed flags (:func:`geocell_engine.engine.machine.cpu_flags`)."""
+    from geocell_engine.engine.machine import cpu_flags as flags
+
+    return flags()
 
 
 def environment(packages: Sequence[str] = ("numpy",)) -> dict[str, Any]:

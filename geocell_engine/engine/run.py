@@ -206,6 +206,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
         # only the main rank writes the cells into the run folder; the others build the same ones
         task = create_task(config, train, run_dir=run_dir if ctx.is_main else None,
                            log=log if ctx.is_main else (lambda _: None))
+        machine = _measure_machine(config, task, train, ctx, log)
         result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log,
                      account=account)
     except BaseException as exc:
@@ -224,7 +225,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
 
         best_epoch = int(load_checkpoint(result.best_path)["epoch"])
         return RunSummary(run_dir, "", {"history": result.history, "best_epoch": best_epoch,
-                                        "stopped_early": result.stopped_early})
+                                        "stopped_early": result.stopped_early, "machine": machine})
 
     model, device = result.model, ctx.device
     precision = choose_precision(config.precision, device)
@@ -252,12 +253,26 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
         "epochs run": result.epochs_run, "stopped early": result.stopped_early,
         "training images/s": round(result.images_per_second, 1), "wall time (s)": round(time.perf_counter() - start, 1),
         "train / val / test": f"{len(train)} / {len(val)} / {len(test)}", "device": device,
-        "images left out": account.summary(),
+        "images left out": account.summary(), **machine,
     }
     if len(account):
         account.write(run_dir / "bad_images.csv")
     written = write_report(run_dir, results, result.history, preds, extra_report, clusters=clusters)
     return RunSummary(run_dir, comparison_table(list(results.values()), names=list(results)), written.payload)
+
+
+def _measure_machine(config: TrainConfig, task, train: GeoSplit, ctx, log: Callable[[str], None]) -> dict[str, Any]:
+    """The machine fields of the report (:func:`geocell_engine.engine.machine.machine_record`),
+    with the bare step rate measured now on a CPU run's main process (None elsewhere)."""
+    from geocell_engine.engine.machine import bare_step_rate, machine_record
+
+    if not ctx.is_main:
+        return {}
+    rate = bare_step_rate(config, task, train) if ctx.device == "cpu" else None
+    record = machine_record(rate)
+    log(f"machine: {record['CPU']}, {record['CPU cores']} cores, flags {record['CPU flags']}"
+        + (f"; bare training step {rate:,.0f} images/s" if rate is not None else ""))
+    return record
 
 
 #: The report row of the model on the robustness rendering of the test points.

@@ -161,7 +161,8 @@ def run_study(spec: StudySpec, out_dir: str | Path, log: Callable[[str], None] =
                               "best_epoch": summary.report["best_epoch"], "task": config.task,
                               "val_score": best.get("val_score"), "val_median_km": best.get("val_median_km"),
                               "val_country_acc": best.get("val_country_acc"), "epochs_run": len(history),
-                              "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in history), 1)}
+                              "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in history), 1),
+                              "bare_step_images_per_s": summary.report["machine"].get("bare step images/s at start")}
         _save(state_path, state)
 
     for row in spec.variants:

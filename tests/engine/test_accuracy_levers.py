@@ -1,9 +1,12 @@
 """The accuracy issue's levers take effect: k-means cells (built, saved, assigned as they were
 clustered, trained on), frozen backbone stages (no gradient, fixed batch norms, refused past the
 model's depth, reloaded from a checkpoint), and the imagery-shift augmentation (each change
-checked against torchvision's own function, seeded draws, refused with augmentation off)."""
+checked against torchvision's own function, seeded draws, refused with augmentation off); a run
+with all three repeats bitwise."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -138,6 +141,9 @@ def test_one_run_with_every_lever_trains_evaluates_and_keeps_frozen_weights(tiny
     out = capsys.readouterr().out
     assert "imagery shift: hue 0.2, grayscale 0.5" in out and "backbone stages frozen: 2" in out
     run = tmp_path / "run"
+    # the report records the machine: CPU, flags and the bare step rate measured at the start
+    report = (run / "report.md").read_text()
+    assert "CPU flags" in report and "bare step images/s at start" in report and "machine: " in out
     cells = CellSet.load(run / "cells.parquet")
     assert cells.kind == "kmeans" and len(cells) == 5
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
@@ -151,6 +157,35 @@ def test_one_run_with_every_lever_trains_evaluates_and_keeps_frozen_weights(tiny
     learnt = [k for k in initial if k.startswith("backbone.model.blocks.2.") and k.endswith("weight")]
     assert learnt and any(not torch.equal(initial[k], trained[k]) for k in learnt)
     assert cli.main(["evaluate", str(run / "best.pt"), "--data", str(tiny)]) == 0
+    # the same command again gives the same run: metrics and weights, bitwise (the random draws
+    # of the shift and of k-means come from the run's seed)
+    assert cli.main(["train", "--data", str(tiny), "--out-dir", str(tmp_path), "--run-name", "again", *TINY,
+                     "--cells", "kmeans", "--kmeans-cells", "5", "--freeze-stages", "2",
+                     "--shift-grayscale", "0.5", "--shift-hue", "0.2"]) == 0
+    timing = ("epoch_seconds", "train_images_per_s")
+    first, second = ([{k: v for k, v in json.loads(line).items() if k not in timing}
+                      for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()] for name in ("run", "again"))
+    assert first == second
+    again = torch.load(tmp_path / "again" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    assert all(torch.equal(trained[k], again[k]) for k in trained)
     assert cli.main(["train", "--data", str(tiny), "--out-dir", str(tmp_path), "--run-name", "bad", *TINY,
                      "--freeze-stages", "50"]) != 0
     assert "freeze_stages must be from 0 to" in capsys.readouterr().err
+
+
+def test_measuring_the_bare_step_leaves_the_random_state_alone(tiny):
+    from geocell_engine.data.dataset import load_splits
+    from geocell_engine.engine.config import TrainConfig
+    from geocell_engine.engine.machine import bare_step_rate, machine_record
+    from geocell_engine.engine.tasks import create_task
+
+    config = TrainConfig(data=str(tiny), backbone="test_efficientnet", pretrained=False, image_size=32,
+                         batch_size=8, cell_min_samples=3, cell_max_samples=12)
+    splits, _ = load_splits(config.data)
+    task = create_task(config, splits["train"], log=lambda _: None)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    rate = bare_step_rate(config, task, splits["train"], steps=2)
+    assert rate > 0 and torch.equal(torch.get_rng_state(), state)
+    record = machine_record(rate)
+    assert record["bare step images/s at start"] == round(rate, 1) and record["CPU"]
