@@ -352,6 +352,9 @@ def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=5, help="how many countries / cells to list (>= 1)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
+                   help="write a Grad-CAM overlay PNG per image into OUT_DIR: where the model looked for its top "
+                        "country (country head) or top cell (cell head)")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -359,7 +362,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from geocell_engine.engine.device import choose_device
     from geocell_engine.engine.predict import format_predictions, predict_images
 
-    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k, device=choose_device(args.device))
+    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k, device=choose_device(args.device),
+                            explain=args.explain)
     print(format_predictions(result, as_json=args.json))
     return EXIT_OK
 
