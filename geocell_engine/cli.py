@@ -345,6 +345,38 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_embed_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "embed", help="per-image embeddings (Parquet) and country maps: t-SNE / UMAP of mean embeddings, "
+                      "confusion similarity",
+        description="Writes OUT/embeddings.parquet (id, lat, lon, country, e0..eD), tsne.png (per-country mean "
+                    "embeddings coloured by continent), umap.png when umap-learn is installed, confusion_map.png "
+                    "(countries placed by the cosine similarity of their confusion-matrix rows), embed.json and "
+                    "embed.md.")
+    p.add_argument("checkpoint", type=Path, help="a best.pt / last.pt of cli.py train")
+    p.add_argument("--data", required=True, help="a data set name (bluemarble-v1) or a manifest, as evaluate takes")
+    p.add_argument("--split", default="test", help="train, val or test; 'all' for a manifest without a split "
+                                                   "column (default: test)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the output folder")
+    p.add_argument("--max-samples", type=int, default=None, metavar="N", help="embed at most N samples (seeded)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.device import choose_device
+    from geocell_engine.evaluation.embeddings import embed_checkpoint
+
+    if args.max_samples is not None and args.max_samples < 1:
+        from geocell_engine.errors import DataError
+
+        raise DataError(f"--max-samples must be >= 1, got {args.max_samples}")
+    result = embed_checkpoint(args.checkpoint, args.data, args.out, split=None if args.split == "all" else args.split,
+                              max_samples=args.max_samples, device=choose_device(args.device))
+    print(f"wrote {', '.join(result['files'].values())} in {args.out}")
+    return EXIT_OK
+
+
 def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k countries and cells and a lat/lon guess for images")
     p.add_argument("images", type=Path, nargs="+")
@@ -692,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score_parser(subparsers)
     _add_study_parser(subparsers)
     _add_tune_parser(subparsers)
+    _add_embed_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_cells_parser(subparsers)
     _add_data_parser(subparsers)
