@@ -231,10 +231,17 @@ def _pruner(spec: TuneSpec):
         raise ConfigError(f"{spec.source}: pruner {kind}: {exc}") from None
 
 
-def _sampler(spec: TuneSpec):
+def _sampler(spec: TuneSpec, trials_before: int = 0):
+    """The spec's sampler. Its seed is offset by the trials the study already has, so that a run
+    that continues a study draws new values instead of repeating the first run's (a seeded
+    sampler made again starts its random stream again); the same history gives the same draws."""
     import optuna
 
     kwargs = {k: v for k, v in spec.sampler.items() if k != "type"}
+    if kwargs.get("seed") is not None and trials_before:
+        if isinstance(kwargs["seed"], bool) or not isinstance(kwargs["seed"], int):
+            raise ConfigError(f"{spec.source}: sampler seed must be an integer, got {kwargs['seed']!r}")
+        kwargs["seed"] = (kwargs["seed"] + trials_before) % 2**32
     kind = spec.sampler["type"]
     cls = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[kind]
     try:
@@ -340,6 +347,9 @@ def run_tune(spec: TuneSpec, base: TrainConfig, out_dir: str | Path, *, n_trials
             raise ConfigError(f"{spec.source}: the study {folder / 'study.db'} was made with another space "
                               f"({study.user_attrs['space']}); give the spec another name")
         study.set_user_attr("space", [p.describe() for p in spec.space])
+        before = len(study.get_trials(deepcopy=False))
+        if before:
+            study.sampler = _sampler(spec, before)
         integers = {p.key: _is_int(p.key) for p in spec.space}
         from geocell_engine.engine.tasks import get_task_class
 
@@ -438,7 +448,7 @@ def _write_best(path: Path, base: TrainConfig, trial: Any, spec: TuneSpec, score
     config = TrainConfig.from_dict({**base.to_dict(), **trial.params}, source=str(path)).to_dict()
     for key in ("out_dir", "run_name", "resume", "quiet"):
         config.pop(key)
-    header = (f"# best trial {trial.number} of study {spec.name} ({spec.source}): validation {score_name} "
+    header = (f"# best trial {trial.number} of study {spec.name} ({spec.source}): {score_name} (validation) "
               f"{trial.value:.6g} at epoch {trial.user_attrs.get('best_epoch')}\n"
               f"# train it: python cli.py train --config {path.name}\n")
     text = header + yaml.safe_dump(config, sort_keys=False)
@@ -447,7 +457,7 @@ def _write_best(path: Path, base: TrainConfig, trial: Any, spec: TuneSpec, score
 
 def _table(trials, spec: TuneSpec, score_name: str) -> str:
     keys = [p.key for p in spec.space]
-    lines = ["| trial | state | " + " | ".join(keys) + f" | validation {score_name} | best epoch | epochs | note |",
+    lines = ["| trial | state | " + " | ".join(keys) + f" | {score_name} (validation) | best epoch | epochs | note |",
              "|---:|---|" + "---:|" * len(keys) + "---:|---:|---:|---|"]
     for t in trials:
         params = [f"{t.params[k]:.3g}" if isinstance(t.params.get(k), float) else str(t.params.get(k, ""))

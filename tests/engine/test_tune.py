@@ -82,6 +82,7 @@ def test_a_killed_study_resumes_retries_the_stale_trial_and_writes_best_yaml(tin
     assert retry.system_attrs["failed_trial"] == 1 and retry.params == trials[1].params
     assert retry.user_attrs["run_dir"] == "trial-1" and "retry of trial 1, resuming trial-1" in out
     assert not (folder / "trial-2").exists()
+    assert trials[3].params != trials[0].params  # the continued study draws anew (seed offset by its trials)
     assert [t.state.name for t in trials if t.number != 1] in (["COMPLETE"] * 3, ["COMPLETE", "COMPLETE", "PRUNED"],
                                                               ["COMPLETE", "PRUNED", "COMPLETE"])
     # the pruner saw every epoch's validation score, as metrics.jsonl holds it
