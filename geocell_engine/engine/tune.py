@@ -26,7 +26,8 @@ How it runs (:func:`run_tune`):
 - A trial left RUNNING by a kill stops sending heartbeats; the next run of the command marks it
   FAILED and retries it with the same parameters (Optuna's heartbeat and
   ``RetryHeartbeatStaleTrialCallback``). The retry trains in the folder of the trial it retries
-  and resumes its run from ``last.pt``.
+  and resumes its run from ``last.pt``. A trial stopped by Ctrl-C (recorded FAILED, marked
+  ``interrupted``) is retried the same way.
 - A trial that raises is recorded FAILED with its error (user attribute ``error``) and the
   study goes on. A space that does not fit the config (a bound out of a key's range, an unknown
   key) is refused before any trial, naming the key.
@@ -388,6 +389,9 @@ def run_tune(spec: TuneSpec, base: TrainConfig, out_dir: str | Path, *, n_trials
             except optuna.TrialPruned as exc:
                 log(f"trial {trial.number}: {exc}")
                 raise
+            except KeyboardInterrupt:  # Ctrl-C: Optuna records FAILED; the next run retries it (see below)
+                trial.set_user_attr("interrupted", True)
+                raise
             except Exception as exc:  # recorded FAILED with its error; the study goes on
                 message = f"{type(exc).__name__}: {exc}"
                 trial.set_user_attr("error", message)
@@ -403,6 +407,7 @@ def run_tune(spec: TuneSpec, base: TrainConfig, out_dir: str | Path, *, n_trials
             log(f"trial {trial.number}: {score_name} {value:.4g} at epoch {summary.report['best_epoch']}")
             return value
 
+        _retry_interrupted(study)
         done = _finished(study)
         failed_here = []
         max_failures = max(3, n_trials)  # a setup in which every trial fails does not loop for ever
@@ -437,6 +442,25 @@ def run_tune(spec: TuneSpec, base: TrainConfig, out_dir: str | Path, *, n_trials
         return TuneResult(folder, table, best, counts)
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _retry_interrupted(study) -> None:
+    """Queue a retry of every trial Ctrl-C interrupted (FAILED with user attribute
+    ``interrupted``), once, with the same values and the same ``failed_trial`` mark a heartbeat
+    retry gets, so that it resumes the interrupted trial's run folder as a killed trial's does."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    queued = {t.system_attrs.get("failed_trial") for t in trials}
+    for t in trials:
+        original = t.system_attrs.get("failed_trial", t.number)
+        if t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and original not in queued:
+            study.add_trial(optuna.create_trial(state=TrialState.WAITING, params=t.params,
+                                                distributions=t.distributions,
+                                                system_attrs={"failed_trial": original,
+                                                              "retry_history": [t.number]}))
+            queued.add(original)
 
 
 def _write_best(path: Path, base: TrainConfig, trial: Any, spec: TuneSpec, score_name: str) -> None:

@@ -160,3 +160,30 @@ def test_shipped_spaces_fit_the_config(path):
     check_space(spec, TrainConfig())
     assert {p.key for p in spec.space} <= {"lr", "weight_decay", "dropout", "backbone_lr_mult", "tau_km",
                                             "warmup_epochs"}
+
+
+def test_a_trial_stopped_by_ctrl_c_is_retried_in_its_folder(tiny, tmp_path, monkeypatch, capsys):
+    from geocell_engine.engine import run as run_module
+
+    real = run_module.run_training
+
+    def ctrl_c_in_trial_0(config, *args, on_epoch_end=None, **kwargs):
+        def hook(epoch, row):
+            on_epoch_end(epoch, row)
+            if config.run_name == "trial-0" and epoch == 1:
+                raise KeyboardInterrupt
+        return real(config, *args, on_epoch_end=hook, **kwargs)
+
+    space = _space(tmp_path)
+    monkeypatch.setattr(run_module, "run_training", ctrl_c_in_trial_0)
+    assert _tune(space, tiny, tmp_path, "--n-trials", "1") == 130
+    metrics = tmp_path / "t" / "trial-0" / "metrics.jsonl"
+    first = json.loads(metrics.read_text().splitlines()[0])
+    monkeypatch.setattr(run_module, "run_training", real)
+    assert _tune(space, tiny, tmp_path, "--n-trials", "1") == 0
+    trials = _trials(tmp_path / "t")
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and trials[0].user_attrs["interrupted"]
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["run_dir"] == "trial-0"
+    rows = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first  # resumed after epoch 1, not trained again
+    assert "retry of trial 0, resuming trial-0" in capsys.readouterr().out
