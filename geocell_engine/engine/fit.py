@@ -384,10 +384,10 @@ def fit(
                 flags = torch.tensor([since_best], dtype=torch.long)
                 dist.broadcast(flags, src=0)
                 since_best = int(flags.item())
-    finally:
+    finally:  # also when on_epoch_end stops the run (a pruned trial): no loader worker is left behind
+        source.close()
         if epoch_log is not None:
             epoch_log.close()
-    source.close()
     unreadable = bad_log.records("train")
     if unreadable:
         log(f"left out {len(unreadable)} unreadable training images; first: {unreadable[0].message()}")
