@@ -28,7 +28,13 @@ from geocell_engine.data.loader import epoch_order
 from geocell_engine.data.transforms import eval_decoder
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.device import DistContext, autocast, choose_precision
-from geocell_engine.engine.inputs import BatchMixing, TrainInput, augment_batch, augment_kind, describe_recipe
+from geocell_engine.engine.inputs import (
+    BatchMixing,
+    TrainInput,
+    augment_batch,
+    augment_kind,
+    describe_recipe,
+)
 from geocell_engine.engine.model import build_model
 from geocell_engine.engine.predict import predict_split
 from geocell_engine.engine.tasks import Task
