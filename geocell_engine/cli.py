@@ -90,6 +90,34 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """``--config``, ``--quick`` and one flag per :class:`TrainConfig` key (see :func:`_add_train_parser`)."""
+    from geocell_engine.engine.config import GROUPS, QUICK_PRESET, config_options
+
+    quick = ", ".join(f"{k}={v}" for k, v in QUICK_PRESET.items())
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help="YAML file of config keys (a run's config.yaml, or --print-config output)")
+    p.add_argument("--quick", action="store_true", help=f"CI-sized preset under --config and flags: {quick}")
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    for opt in config_options():
+        help_text = opt.help.replace("%", "%%")  # argparse %-formats help strings
+        if opt.is_bool:
+            groups[opt.group].add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
+                                           default=argparse.SUPPRESS, help=help_text)
+        else:
+            groups[opt.group].add_argument(opt.flag, dest=opt.name, default=argparse.SUPPRESS,
+                                           metavar=opt.metavar, help=help_text)
+
+
+def _typed_flags(args: argparse.Namespace) -> dict:
+    """The config flags that were typed, by config key (absent ones are not in ``args``)."""
+    from dataclasses import fields
+
+    from geocell_engine.engine.config import TrainConfig
+
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+
+
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """The ``train`` flags, generated from the :class:`TrainConfig` fields.
 
@@ -100,8 +128,6 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     ``--quick`` preset. Values stay text here; :func:`resolve_config` converts and checks them,
     so a bad value gets the same one-line error whether it came from a flag or a YAML file.
     """
-    from geocell_engine.engine.config import GROUPS, QUICK_PRESET, config_options
-
     p = subparsers.add_parser(
         "train",
         help="train a geolocation model (default: region task on the bundled bluemarble-v1 data)",
@@ -116,32 +142,17 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "typed. 'none' sets an optional value to null."
         ),
     )
-    quick = ", ".join(f"{k}={v}" for k, v in QUICK_PRESET.items())
-    p.add_argument("--config", type=Path, default=None, metavar="YAML",
-                   help="YAML file of config keys (a run's config.yaml, or --print-config output)")
-    p.add_argument("--quick", action="store_true", help=f"CI-sized preset under --config and flags: {quick}")
+    _add_config_flags(p)
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as YAML and exit without training")
-    groups = {name: p.add_argument_group(name) for name in GROUPS}
-    for opt in config_options():
-        help_text = opt.help.replace("%", "%%")  # argparse %-formats help strings
-        if opt.is_bool:
-            groups[opt.group].add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
-                                           default=argparse.SUPPRESS, help=help_text)
-        else:
-            groups[opt.group].add_argument(opt.flag, dest=opt.name, default=argparse.SUPPRESS,
-                                           metavar=opt.metavar, help=help_text)
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     """Resolve the config (checked before anything is written), then train, or print it."""
-    from dataclasses import fields
+    from geocell_engine.engine.config import resolve_config
 
-    from geocell_engine.engine.config import TrainConfig, resolve_config
-
-    typed = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    config = resolve_config(typed, args.config, quick=args.quick)
+    config = resolve_config(_typed_flags(args), args.config, quick=args.quick)
     if args.print_config:
         print(config.to_yaml(), end="")
         return EXIT_OK
@@ -205,9 +216,8 @@ def _add_profile_argument(p: argparse.ArgumentParser, names: Sequence[str]) -> N
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from geocell_engine.engine.run import evaluate_checkpoint
-
     from geocell_engine.engine.device import choose_device
+    from geocell_engine.engine.run import evaluate_checkpoint
 
     summary = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.dump, args.out_dir, args.max_samples,
                                   device=choose_device(args.device), on_bad_image=args.on_bad_image,
@@ -245,7 +255,6 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_score(args: argparse.Namespace) -> int:
     from geocell.profiles import get_profile
     from geocell_engine.evaluation.report import comparison_table, levels_table
-
     from geocell_engine.evaluation.scoring import score_files
 
     results, inputs = score_files(args.predictions, args.truth, args.profile, name=args.name)
@@ -296,6 +305,78 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_tune_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tune", help="hyperparameter search with Optuna over a YAML space (trials pruned on validation)",
+        description="Each trial is a run folder OUT_DIR/NAME/trial-N trained with the train flags below plus "
+                    "the trial's values of the space; the objective is the task's validation score (lower is "
+                    "better), reported after every epoch to the pruner. The study is OUT_DIR/NAME/study.db: the "
+                    "same command continues it (a trial a kill left running is failed and retried). Writes "
+                    "best.yaml (for train --config), tune.md, trials.csv and plots/. Needs optuna "
+                    "(pip install -e \".[tune]\").")
+    p.add_argument("space", type=Path, help="the search-space YAML (name, space, pruner, sampler, n_trials)")
+    p.add_argument("--n-trials", type=int, default=None, metavar="N",
+                   help="finished (complete or pruned) trials the study is to have (default: the spec's n_trials)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="start no trial after this many seconds (default: no limit)")
+    _add_config_flags(p)
+    p.set_defaults(func=_cmd_tune)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    """Resolve the base config and the space (both checked before any trial), then search."""
+    from geocell_engine.engine.config import resolve_config
+    from geocell_engine.engine.tune import load_tune_spec, run_tune
+
+    typed = _typed_flags(args)
+    spec = load_tune_spec(args.space)
+    base = resolve_config(typed, args.config, quick=args.quick)
+    out_dir = base.out_dir if "out_dir" in typed else "studies"
+    result = run_tune(spec, base, out_dir, n_trials=args.n_trials, timeout=args.timeout, typed=typed)
+    print()
+    print(result.table)
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)
+    print(f"\ntrials: {counts}")
+    if result.best is not None:
+        print(f"best: trial {result.best['number']} ({result.best['value']:.4g}); "
+              f"train it with: python cli.py train --config {result.folder / 'best.yaml'}")
+    else:
+        print("no trial completed: no best.yaml")
+    return EXIT_OK
+
+
+def _add_embed_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "embed", help="per-image embeddings (Parquet) and country maps: t-SNE / UMAP of mean embeddings, "
+                      "confusion similarity",
+        description="Writes OUT/embeddings.parquet (id, lat, lon, country, e0..eD), tsne.png (per-country mean "
+                    "embeddings coloured by continent), umap.png when umap-learn is installed, confusion_map.png "
+                    "(countries placed by the cosine similarity of their confusion-matrix rows), embed.json and "
+                    "embed.md.")
+    p.add_argument("checkpoint", type=Path, help="a best.pt / last.pt of cli.py train")
+    p.add_argument("--data", required=True, help="a data set name (bluemarble-v1) or a manifest, as evaluate takes")
+    p.add_argument("--split", default="test", help="train, val or test; 'all' for a manifest without a split "
+                                                   "column (default: test)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the output folder")
+    p.add_argument("--max-samples", type=int, default=None, metavar="N", help="embed at most N samples (seeded)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.device import choose_device
+    from geocell_engine.evaluation.embeddings import embed_checkpoint
+
+    if args.max_samples is not None and args.max_samples < 1:
+        from geocell_engine.errors import DataError
+
+        raise DataError(f"--max-samples must be >= 1, got {args.max_samples}")
+    result = embed_checkpoint(args.checkpoint, args.data, args.out, split=None if args.split == "all" else args.split,
+                              max_samples=args.max_samples, device=choose_device(args.device))
+    print(f"wrote {', '.join(result['files'].values())} in {args.out}")
+    return EXIT_OK
+
+
 def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k countries and cells and a lat/lon guess for images")
     p.add_argument("images", type=Path, nargs="+")
@@ -303,15 +384,18 @@ def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=5, help="how many countries / cells to list (>= 1)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
+                   help="write a Grad-CAM overlay PNG per image into OUT_DIR: where the model looked for its top "
+                        "country (country head) or top cell (cell head)")
     p.set_defaults(func=_cmd_predict)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from geocell_engine.engine.device import choose_device
     from geocell_engine.engine.predict import format_predictions, predict_images
 
-    from geocell_engine.engine.device import choose_device
-
-    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k, device=choose_device(args.device))
+    result = predict_images(args.checkpoint, [str(p) for p in args.images], k=args.k, device=choose_device(args.device),
+                            explain=args.explain)
     print(format_predictions(result, as_json=args.json))
     return EXIT_OK
 
@@ -639,6 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(subparsers)
     _add_score_parser(subparsers)
     _add_study_parser(subparsers)
+    _add_tune_parser(subparsers)
+    _add_embed_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_cells_parser(subparsers)
     _add_data_parser(subparsers)

@@ -238,6 +238,9 @@ class TrainConfig:
     extend_epochs: bool = option(False, "run", "allow a resume with a larger --epochs (the schedule is "
                                  "rebuilt and the change recorded in changes.jsonl)")
     quiet: bool = option(False, "run", "no progress bars")
+    logger: Literal["none", "tensorboard"] = option(
+        "none", "run", "also write each epoch's metrics as TensorBoard event files in RUN/tensorboard/ "
+        "(needs the tensorboard extra)")
 
     def __post_init__(self) -> None:
         given = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -28,7 +28,13 @@ from geocell_engine.data.loader import epoch_order
 from geocell_engine.data.transforms import eval_decoder
 from geocell_engine.engine.config import TrainConfig
 from geocell_engine.engine.device import DistContext, autocast, choose_precision
-from geocell_engine.engine.inputs import BatchMixing, TrainInput, augment_batch, augment_kind, describe_recipe
+from geocell_engine.engine.inputs import (
+    BatchMixing,
+    TrainInput,
+    augment_batch,
+    augment_kind,
+    describe_recipe,
+)
 from geocell_engine.engine.model import build_model
 from geocell_engine.engine.predict import predict_split
 from geocell_engine.engine.tasks import Task
@@ -206,6 +212,7 @@ def fit(
     log: Callable[[str], None] = print,
     hook: Optional[Callable[[str, int, int], None]] = None,
     account: Optional[ImageAccount] = None,
+    on_epoch_end: Optional[Callable[[int, Mapping[str, Any]], None]] = None,
 ) -> FitResult:
     """Train, validating and checkpointing after every epoch; resumes from ``run_dir/last.pt``.
 
@@ -222,6 +229,10 @@ def fit(
             ``last.pt`` (before ``metrics.jsonl``). Tests raise from it to cut a run at a chosen
             point, as a kill would.
         account: where unreadable training images are recorded (``on_bad_image="skip"``).
+        on_epoch_end: called as ``on_epoch_end(epoch, row)`` on the main rank once an epoch's
+            ``last.pt`` and ``metrics.jsonl`` (and its TensorBoard events) are written; ``row`` is
+            the epoch's history row (``val_score`` included). It may raise to stop the run there
+            (a hyperparameter search prunes a trial so); the run stays resumable.
 
     Returns:
         :class:`FitResult` with the best model loaded.
@@ -309,67 +320,80 @@ def fit(
             "history": history, "config": config.to_dict(), "task": task_state, **checkpoint_extra,
         }
 
-    for epoch in range(start_epoch, config.epochs + 1):
-        if since_best >= config.patience:
-            stopped_early = True
-            break
-        order = epoch_order(len(train), config.seed, epoch, weights)[ctx.rank::ctx.world_size][:shard]
-        done, resumed = resumed, None
-        bar = tqdm(total=len(order), initial=min(len(order), (done.micro if done else 0) * config.batch_size),
-                   unit="img", desc=f"epoch {epoch}/{config.epochs}",
-                   disable=True if config.quiet or not ctx.is_main else None, leave=False)
+    epoch_log = None  # the TensorBoard writer (--logger tensorboard), main rank only
+    if ctx.is_main and config.logger != "none":
+        from geocell_engine.engine.tensorboard import open_logger
 
-        def after_step(progress: EpochProgress, epoch: int = epoch) -> None:
-            if hook is not None:
-                hook("step", epoch, loop.step)
-            if config.checkpoint_every and loop.step % config.checkpoint_every == 0 and ctx.is_main:
-                save_checkpoint(last_path, payload(epoch - 1, progress))
+        epoch_log = open_logger(config.logger, run_dir, history)
+    try:
+        for epoch in range(start_epoch, config.epochs + 1):
+            if since_best >= config.patience:
+                stopped_early = True
+                break
+            order = epoch_order(len(train), config.seed, epoch, weights)[ctx.rank::ctx.world_size][:shard]
+            done, resumed = resumed, None
+            bar = tqdm(total=len(order), initial=min(len(order), (done.micro if done else 0) * config.batch_size),
+                       unit="img", desc=f"epoch {epoch}/{config.epochs}",
+                       disable=True if config.quiet or not ctx.is_main else None, leave=False)
+
+            def after_step(progress: EpochProgress, epoch: int = epoch) -> None:
                 if hook is not None:
-                    hook("checkpoint", epoch, loop.step)
+                    hook("step", epoch, loop.step)
+                if config.checkpoint_every and loop.step % config.checkpoint_every == 0 and ctx.is_main:
+                    save_checkpoint(last_path, payload(epoch - 1, progress))
+                    if hook is not None:
+                        hook("checkpoint", epoch, loop.step)
 
-        epoch_start = time.perf_counter()
-        batches = source.epoch(order, epoch, skip=done.micro if done else 0)
-        try:
-            progress = train_one_epoch(loop, task, batches, targets, config, device, precision, mixing, bar,
-                                       done=done, after_step=after_step)
-        except BaseException:
-            source.close()
-            raise
-        bar.close()
-        if progress.batches == 0:
-            raise DataError(f"epoch {epoch}: none of the {len(order):,} training images could be read "
-                            f"({bad_log.summary()})")
-        epoch_seconds = time.perf_counter() - epoch_start
-        train_seconds += epoch_seconds
-        images_seen += len(order)
-        eval_model = loop.ema.module if loop.ema is not None else _unwrap(loop.model)
-        row: dict[str, Any] = {"epoch": epoch, **progress.means()}
-        row.update({"step": loop.step, "lr": loop.optimizer.param_groups[1]["lr"], "epoch_seconds": epoch_seconds,
-                    "train_images_per_s": len(order) / max(epoch_seconds, 1e-9)})
-        if ctx.is_main:
-            metrics, score = validate(eval_model, task, val, config, device, precision)
-            row.update(metrics, val_score=score)  # the task's own (lower is better): what model choice uses
-            improved = score < best
-            best, since_best = (score, 0) if improved else (best, since_best + 1)
-            history.append(row)
-            state = payload(epoch, None)
-            if improved:
-                save_checkpoint(best_path, dict(state, model=eval_model.state_dict()))
-            save_checkpoint(last_path, state)
-            if hook is not None:
-                hook("epoch", epoch, loop.step)
-            _write_history(run_dir / "metrics.jsonl", history)
-            median = "n/a" if row["val_median_km"] is None else f"{row['val_median_km']:,.0f} km"
-            log(f"epoch {epoch}: loss {row['train_loss']:.4f}  val median {median}  "
-                f"val country {row['val_country_acc']:.1%}  {row['train_images_per_s']:.0f} img/s"
-                + ("  (best)" if improved else ""))
-        if ctx.world_size > 1:
-            import torch.distributed as dist
+            epoch_start = time.perf_counter()
+            batches = source.epoch(order, epoch, skip=done.micro if done else 0)
+            try:
+                progress = train_one_epoch(loop, task, batches, targets, config, device, precision, mixing, bar,
+                                           done=done, after_step=after_step)
+            except BaseException:
+                source.close()
+                raise
+            bar.close()
+            if progress.batches == 0:
+                raise DataError(f"epoch {epoch}: none of the {len(order):,} training images could be read "
+                                f"({bad_log.summary()})")
+            epoch_seconds = time.perf_counter() - epoch_start
+            train_seconds += epoch_seconds
+            images_seen += len(order)
+            eval_model = loop.ema.module if loop.ema is not None else _unwrap(loop.model)
+            row: dict[str, Any] = {"epoch": epoch, **progress.means()}
+            row.update({"step": loop.step, "lr": loop.optimizer.param_groups[1]["lr"], "epoch_seconds": epoch_seconds,
+                        "train_images_per_s": len(order) / max(epoch_seconds, 1e-9)})
+            if ctx.is_main:
+                metrics, score = validate(eval_model, task, val, config, device, precision)
+                row.update(metrics, val_score=score)  # the task's own (lower is better): what model choice uses
+                improved = score < best
+                best, since_best = (score, 0) if improved else (best, since_best + 1)
+                history.append(row)
+                state = payload(epoch, None)
+                if improved:
+                    save_checkpoint(best_path, dict(state, model=eval_model.state_dict()))
+                save_checkpoint(last_path, state)
+                if hook is not None:
+                    hook("epoch", epoch, loop.step)
+                _write_history(run_dir / "metrics.jsonl", history)
+                if epoch_log is not None:
+                    epoch_log.log_epoch(row)
+                median = "n/a" if row["val_median_km"] is None else f"{row['val_median_km']:,.0f} km"
+                log(f"epoch {epoch}: loss {row['train_loss']:.4f}  val median {median}  "
+                    f"val country {row['val_country_acc']:.1%}  {row['train_images_per_s']:.0f} img/s"
+                    + ("  (best)" if improved else ""))
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, row)
+            if ctx.world_size > 1:
+                import torch.distributed as dist
 
-            flags = torch.tensor([since_best], dtype=torch.long)
-            dist.broadcast(flags, src=0)
-            since_best = int(flags.item())
-    source.close()
+                flags = torch.tensor([since_best], dtype=torch.long)
+                dist.broadcast(flags, src=0)
+                since_best = int(flags.item())
+    finally:  # also when on_epoch_end stops the run (a pruned trial): no loader worker is left behind
+        source.close()
+        if epoch_log is not None:
+            epoch_log.close()
     unreadable = bad_log.records("train")
     if unreadable:
         log(f"left out {len(unreadable)} unreadable training images; first: {unreadable[0].message()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -88,11 +89,15 @@ def predict_split(model, task: Task, split: GeoSplit, *, image_size: int, batch_
 
 
 def predict_images(checkpoint: str | os.PathLike, paths: Sequence[str], k: int = 5,
-                   device: Optional[str] = None) -> dict[str, Any]:
+                   device: Optional[str] = None, explain: Optional[str | os.PathLike] = None) -> dict[str, Any]:
     """Predictions for each image as plain data (what the table and ``--json`` print).
 
     Args:
         device: default: a GPU when there is one (:func:`choose_device`).
+        explain: a folder for one Grad-CAM overlay PNG per image
+            (:mod:`geocell_engine.evaluation.saliency`): the image and the map of its top
+            country (a country head) or top cell (a cell head), ``STEM-gradcam.png``; each
+            image's entry gets ``explain`` (file, what it explains, the layer).
 
     Raises:
         geocell_engine.errors.DataError: an image that cannot be read (named).
@@ -131,9 +136,26 @@ def predict_images(checkpoint: str | os.PathLike, paths: Sequence[str], k: int =
                 item[key] = [{"label": str(lab), "prob": round(float(p), 4)}
                              for lab, p in zip(labels, top.prob[i].float().tolist())]
         out["images"].append(item)
+    if explain is not None:
+        _explain(loaded.model, x, arrays, paths, Path(explain), out["images"])
     if str(dataset.get("name", "")).startswith("bluemarble"):
         out["note"] = _SATELLITE_NOTE.format(name=dataset["name"], footprint="256 km x 256 km")
     return out
+
+
+def _explain(model, x, arrays: Sequence[np.ndarray], paths: Sequence[str], folder: Path,
+             items: list[dict[str, Any]]) -> None:
+    """Write a Grad-CAM overlay per image into ``folder`` and note it in each item."""
+    from geocell_engine.evaluation.saliency import explain_geomodel, save_overlay
+
+    explanation = explain_geomodel(model, x)
+    stems = [Path(p).stem for p in paths]
+    for i, (path, item) in enumerate(zip(paths, items)):
+        stem = stems[i] if stems.count(stems[i]) == 1 else f"{i:03d}-{stems[i]}"
+        image = np.asarray(arrays[i]).transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
+        png = save_overlay(image, explanation.maps[i], folder / f"{stem}-gradcam.png")
+        item["explain"] = {"png": str(png), "explains": f"{explanation.kind} {explanation.labels[i]}",
+                           "layer": f"backbone.{explanation.layer}"}
 
 
 def format_predictions(result: dict[str, Any], as_json: bool = False) -> str:
@@ -151,4 +173,6 @@ def format_predictions(result: dict[str, Any], as_json: bool = False) -> str:
             if key in item:
                 top = ", ".join(f"{e['label']} {e['prob']:.1%}" for e in item[key])
                 lines.append(f"  {key:<8}{top}")
+        if "explain" in item:
+            lines.append(f"  grad-cam {item['explain']['png']} ({item['explain']['explains']})")
     return "\n".join(lines)

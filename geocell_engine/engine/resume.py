@@ -22,6 +22,7 @@ __all__ = ["RESUMABLE_KEYS", "rng_state", "set_rng_state", "check_resume_config"
 #: with ``extend_epochs`` (the schedule is rebuilt and the change recorded).
 RESUMABLE_KEYS: frozenset[str] = frozenset({
     "threads", "quiet", "resume", "out_dir", "run_name", "num_workers", "extend_epochs", "checkpoint_every",
+    "logger",
 })
 
 

@@ -144,21 +144,29 @@ def _baselines(config: TrainConfig, train: GeoSplit, test: GeoSplit, cells, acco
     return out
 
 
-def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_test: bool = True
-                 ) -> Optional[RunSummary]:
+def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_test: bool = True,
+                 on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> Optional[RunSummary]:
     """Fit, evaluate, compare with baselines and write the report. Returns None on non-main ranks.
 
     Args:
         read_test: False stops after training: the test split is not scored (model choice in a study
             looks at validation only); the summary's report holds ``history`` and ``best_epoch``.
+        on_epoch_end: ``on_epoch_end(epoch, history_row)`` after every epoch (see
+            :func:`geocell_engine.engine.fit.fit`); what it raises ends the run (resumable).
     """
     import torch
 
-    from geocell_engine.engine.device import choose_precision, leave_distributed, setup_distributed
+    from geocell_engine.data.regions import dataset_clusters
+    from geocell_engine.engine.device import (
+        choose_precision,
+        leave_distributed,
+        setup_distributed,
+    )
     from geocell_engine.engine.fit import fit
+    from geocell_engine.engine.model import require_weights
     from geocell_engine.engine.predict import predict_split
     from geocell_engine.engine.tasks import create_task
-    from geocell_engine.data.regions import dataset_clusters
+    from geocell_engine.engine.tensorboard import require_logger
     from geocell_engine.evaluation.report import (
         comparison_table,
         evaluate,
@@ -166,9 +174,8 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
         write_report,
     )
 
-    from geocell_engine.engine.model import require_weights
-
     require_weights(config)  # before the run folder exists: a missing file leaves nothing behind
+    require_logger(config.logger)
     ctx = setup_distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -208,7 +215,7 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
                            log=log if ctx.is_main else (lambda _: None))
         machine = _measure_machine(config, task, train, ctx, log)
         result = fit(config, task, train, val, run_dir, {"dataset": info.as_dict()}, ctx=ctx, log=log,
-                     account=account)
+                     account=account, on_epoch_end=on_epoch_end)
     except BaseException as exc:
         started = (run_dir / "last.pt").is_file()
         if ctx.is_main and not started:
@@ -354,8 +361,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     (:func:`robustness_result`; bluemarble test points from another map), where there is one.
     """
     from geocell.profiles import get_profile
-    from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.data.dataset import load_eval_split
+    from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.engine.device import choose_device, choose_precision
     from geocell_engine.engine.model import load_model
     from geocell_engine.engine.predict import predict_split

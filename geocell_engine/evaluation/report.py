@@ -56,6 +56,8 @@ __all__ = [
     "comparison_table",
     "levels_table",
     "per_country_markdown",
+    "best_worst_countries",
+    "best_worst_markdown",
     "write_report",
     "WrittenReport",
     "TABLE_THRESHOLDS_KM",
@@ -67,12 +69,32 @@ TABLE_THRESHOLDS_KM: tuple[float, ...] = (25.0, 200.0, 750.0, 2500.0)
 
 
 class CountryRow(NamedTuple):
-    """One row of the per-country table: samples whose true country is ``country``."""
+    """One row of the per-country table: samples whose true country is ``country``.
+
+    ``n`` is the support (samples whose true country it is) and ``accuracy`` the share of them
+    the model put in it (the recall). ``precision`` is the share of the model's answers
+    ``country`` that were right, over every sample with a known true country; ``f1`` their
+    harmonic mean. sklearn's ``precision_recall_fscore_support`` with ``zero_division=0`` gives
+    the three (a country never predicted has precision 0), as in the macro F1. NaN when not
+    computed.
+    """
 
     country: str
     n: int
     accuracy: float
     median_km: float
+    precision: float = float("nan")
+    recall: float = float("nan")
+    f1: float = float("nan")
+
+    @property
+    def support(self) -> int:
+        """Samples whose true country is ``country`` (the same as ``n``)."""
+        return self.n
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields and ``support``, as plain JSON types."""
+        return {**self._asdict(), "support": self.n}
 
 
 @dataclass(frozen=True)
@@ -89,7 +111,11 @@ class EvalResult:
             is none. ``top_k_accuracy`` has k = 1, 3, 5 with probabilities, only k = 1 without;
             ``mean_average_precision`` is None without probabilities.
         n_country: samples with a known true country (the denominator of ``country``).
-        per_country: rows of (country, n, accuracy, median_km), most samples first.
+        per_country: rows of (country, n, accuracy, median_km, precision, recall, f1), most
+            samples first; one per true country (:class:`CountryRow`).
+        predicted_only: ``(country, times predicted)`` for the countries the model answered
+            that are no sample's true country (precision 0, no recall; they count as F1 0 in
+            the macro F1), most often predicted first.
         admin1_accuracy: over samples with a known true admin-1 unit, or None.
         cell_accuracy: top-1 geocell accuracy, or None.
         distance_mae_km: distance task: mean absolute error of the predicted distances to the
@@ -111,6 +137,7 @@ class EvalResult:
     country: Optional[ClassificationMetrics]
     n_country: int
     per_country: tuple[CountryRow, ...] = field(default=())
+    predicted_only: tuple[tuple[str, int], ...] = field(default=())
     admin1_accuracy: Optional[float] = None
     cell_accuracy: Optional[float] = None
     distance_mae_km: Optional[float] = None
@@ -169,7 +196,8 @@ class EvalResult:
         return None
 
     def per_country_frame(self):
-        """The per-country table as a DataFrame (index country; columns n, accuracy, median_km)."""
+        """The per-country table as a DataFrame (index country; columns n, accuracy, median_km,
+        precision, recall, f1)."""
         import pandas as pd
 
         frame = pd.DataFrame(list(self.per_country), columns=list(CountryRow._fields))
@@ -189,7 +217,8 @@ class EvalResult:
             "nearest_anchor_accuracy": self.nearest_anchor_accuracy,
             "profile": self.profile,
             "levels": [lv.as_dict() for lv in self.levels],
-            "per_country": [row._asdict() for row in self.per_country],
+            "per_country": [row.as_dict() for row in self.per_country],
+            "predicted_only": [{"country": c, "predicted": k} for c, k in self.predicted_only],
             "intervals": None if self.intervals is None else self.intervals.as_dict(),
         })
 
@@ -312,9 +341,8 @@ def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarra
         return classification_metrics(true[known], proba[known], vocab, top_k=(1, 3, 5))
     # Only a top-1 guess: accuracy, balanced accuracy and F1 from the labels (as integer codes, so
     # that a million rows cost no (N, C) one-hot matrix and no string sorting inside sklearn).
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
     import pandas as pd
+    from sklearn.metrics import balanced_accuracy_score, f1_score
 
     codes, _ = pd.factorize(np.concatenate([true[known], pred[known]]))  # hashing: no sort of N strings
     t, p = codes[:known.sum()], codes[known.sum():]
@@ -323,6 +351,41 @@ def _country_metrics_inner(preds: Predictions, true: np.ndarray, pred: np.ndarra
                                  macro_f1=float(f1_score(t, p, average="macro", zero_division=0)),
                                  weighted_f1=float(f1_score(t, p, average="weighted", zero_division=0)),
                                  mean_average_precision=None)
+
+
+def _per_country_rows(true: np.ndarray, pred: np.ndarray, error_km: np.ndarray
+                      ) -> tuple[tuple[CountryRow, ...], tuple[tuple[str, int], ...]]:
+    """Per true country: support, accuracy, median km, precision, recall and F1.
+
+    Args:
+        true, pred: ``(N,)`` true and predicted country codes of the samples with a known true
+            country (``pred`` may be ``""`` or a code that is no sample's truth).
+        error_km: ``(N,)`` km errors (NaN when the samples have no coordinates).
+
+    Returns:
+        The rows, most samples first (ties: higher accuracy first), and the countries predicted
+        but never true with how often they were predicted.
+    """
+    import warnings
+
+    import pandas as pd
+    from sklearn.metrics import precision_recall_fscore_support
+
+    table = per_group_table(true, pred == true, error_km)
+    countries = [str(c) for c in table.index]
+    codes, uniques = pd.factorize(np.concatenate([true, pred]))  # integer codes: no sort of N strings
+    position = {str(u): i for i, u in enumerate(uniques)}
+    t, p = codes[:true.size], codes[true.size:]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        prec, rec, f1, support = precision_recall_fscore_support(
+            t, p, labels=[position[c] for c in countries], average=None, zero_division=0)
+    rows = tuple(CountryRow(c, int(r.n), float(r.accuracy), float(r.median_km), float(pr), float(rc), float(f))
+                 for (c, r), pr, rc, f in zip(table.iterrows(), prec, rec, f1))
+    truth = set(countries)
+    extra = pd.Series(pred[~np.isin(pred, list(truth)) & (pred != "")]).value_counts()
+    predicted_only = tuple(sorted(((str(c), int(k)) for c, k in extra.items()), key=lambda ck: (-ck[1], ck[0])))
+    return rows, predicted_only
 
 
 def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *,
@@ -379,13 +442,12 @@ def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *
     known = true_c != ""
     country, admin1_acc = None, None
     per_country: tuple[CountryRow, ...] = ()
+    predicted_only: tuple[tuple[str, int], ...] = ()
     levels: tuple[LevelAccuracy, ...] = scored.levels
     if own_answers:
         country = _country_metrics(preds, true_c, pred_c, known)
         if known.any():
-            table = per_group_table(true_c[known], (pred_c == true_c)[known], error_km[known])
-            per_country = tuple(CountryRow(str(c), int(r.n), float(r.accuracy), float(r.median_km))
-                                for c, r in table.iterrows())
+            per_country, predicted_only = _per_country_rows(true_c[known], pred_c[known], error_km[known])
         levels = (LevelAccuracy("country", "pred_country", int(known.sum()),
                                 int(np.count_nonzero(known & (pred_c == true_c)))),)
         if preds.true_admin1 is not None and preds.pred_admin1 is not None:
@@ -411,6 +473,7 @@ def evaluate(preds: Predictions, thresholds: Optional[Sequence[float]] = None, *
         country=country,
         n_country=int(known.sum()) if own_answers else next((lv.n for lv in levels if lv.level == "country"), 0),
         per_country=per_country,
+        predicted_only=predicted_only,
         admin1_accuracy=admin1_acc,
         cell_accuracy=cell_acc,
         distance_mae_km=mae,
@@ -438,13 +501,14 @@ def _evaluate_unlocated(preds: Predictions, profile: "str | MetricProfile") -> E
     known = true_c != ""
     country = _country_metrics(preds, true_c, pred_c, known)
     per_country: tuple[CountryRow, ...] = ()
+    predicted_only: tuple[tuple[str, int], ...] = ()
     if known.any():
-        table = per_group_table(true_c[known], (pred_c == true_c)[known], np.zeros(int(known.sum())))
-        per_country = tuple(CountryRow(str(c), int(r.n), float(r.accuracy), float("nan"))
-                            for c, r in table.iterrows())
+        per_country, predicted_only = _per_country_rows(true_c[known], pred_c[known],
+                                                        np.full(int(known.sum()), np.nan))
     levels = (LevelAccuracy("country", "pred_country", int(known.sum()), int(np.count_nonzero(known & (pred_c == true_c)))),)
     return EvalResult(name=str(preds.name), n=n, distance=None, country=country, n_country=int(known.sum()),
-                      per_country=per_country, profile=prof.name, levels=levels)
+                      per_country=per_country, predicted_only=predicted_only, profile=prof.name,
+                      levels=levels)
 
 
 def with_intervals(result: EvalResult, preds: Predictions, clusters: Any = None, *,
@@ -636,11 +700,60 @@ def levels_table(results: Sequence[EvalResult], names: Optional[Sequence[str]] =
 
 
 def per_country_markdown(result: EvalResult, top: int = 20) -> str:
-    """The ``top`` countries with the most samples as a Markdown table (count, accuracy %, median km)."""
-    lines = ["| country | n | accuracy % | median km |", "| --- | ---: | ---: | ---: |"]
+    """The ``top`` countries with the most samples as a Markdown table (count, accuracy %, median km,
+    precision, recall and F1 in %)."""
+    lines = ["| country | n | accuracy % | median km | precision % | recall % | F1 % |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in result.per_country[:top]:
-        lines.append(f"| {_cell(row.country)} | {row.n} | {_fmt_pct(row.accuracy)} | {_fmt_km(row.median_km)} |")
+        lines.append(f"| {_cell(row.country)} | {row.n} | {_fmt_pct(row.accuracy)} | {_fmt_km(row.median_km)} | "
+                     f"{_fmt_pct(row.precision)} | {_fmt_pct(row.recall)} | {_fmt_pct(row.f1)} |")
     return "\n".join(lines) + "\n"
+
+
+def best_worst_countries(result: EvalResult, k: int = 5) -> tuple[tuple[CountryRow, ...], tuple[CountryRow, ...]]:
+    """The ``k`` countries with the highest F1 and the ``k`` with the lowest, among the true countries.
+
+    Ties are broken by support (more samples first in both lists), then by code. With fewer than
+    ``2 k`` countries the worst list holds only countries that are not in the best one.
+
+    Returns:
+        ``(best, worst)``: best first in ``best``, worst first in ``worst``.
+
+    Example:
+        >>> rows = (CountryRow("A", 3, 1.0, 0.0, 1.0, 1.0, 1.0), CountryRow("B", 2, 0.5, 0.0, 0.5, 0.5, 0.5))
+        >>> r = EvalResult("m", 5, None, None, 5, per_country=rows)
+        >>> [[c.country for c in side] for side in best_worst_countries(r, k=1)]
+        [['A'], ['B']]
+    """
+    if k < 1:
+        raise ReportError(f"best_worst_countries: k must be >= 1, got {k}")
+    rows = [row for row in result.per_country if math.isfinite(row.f1)]
+    best = tuple(sorted(rows, key=lambda r: (-r.f1, -r.n, r.country))[:k])
+    chosen = {r.country for r in best}
+    worst = tuple(r for r in sorted(rows, key=lambda r: (r.f1, -r.n, r.country)) if r.country not in chosen)[:k]
+    return best, worst
+
+
+def best_worst_markdown(result: EvalResult, k: int = 5) -> str:
+    """Markdown tables of :func:`best_worst_countries` (precision, recall, F1 in %, support);
+    ``""`` when the result has no per-country F1."""
+    best, worst = best_worst_countries(result, k)
+    if not best:
+        return ""
+    head = ["| country | precision % | recall % | F1 % | support |", "| --- | ---: | ---: | ---: | ---: |"]
+
+    def table(rows: Sequence[CountryRow]) -> list[str]:
+        return head + [f"| {_cell(r.country)} | {_fmt_pct(r.precision)} | {_fmt_pct(r.recall)} | {_fmt_pct(r.f1)} "
+                       f"| {r.n} |" for r in rows]
+
+    md = [f"Best {len(best)} by F1 (ties: more samples first):", "", *table(best), ""]
+    if worst:
+        md += [f"Worst {len(worst)} by F1:", "", *table(worst), ""]
+    if result.predicted_only:
+        shown = ", ".join(f"{c} ({k_}x)" for c, k_ in result.predicted_only[:10])
+        more = f" and {len(result.predicted_only) - 10} more" if len(result.predicted_only) > 10 else ""
+        md += [f"Predicted but no sample's true country (precision 0): {shown}{more}.", ""]
+    return "\n".join(md)
 
 
 def _flatten(extra: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -778,6 +891,11 @@ def write_report(
                _breakdown_note(model_result), ""]
     elif model_result.per_country:
         md += [f"## Per country: {model_key} (top 20 by samples)", "", per_country_markdown(model_result, 20)]
+    best_worst = best_worst_markdown(model_result) if model_result.per_country else ""
+    if best_worst:
+        md += [f"## Per country: {model_key}, best and worst five by F1", "",
+               f"Precision, recall and F1 of every country are in report.json "
+               f"(results.{model_key}.per_country).", "", best_worst]
     for by in ("continent", "hemisphere"):
         if by in groups:
             md += [f"## {model_key} by {by} (of the true location)", "",

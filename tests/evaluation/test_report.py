@@ -270,3 +270,62 @@ def test_plots_module_has_no_import_side_effects(tmp_path):
     assert out.returncode == 0, out.stderr
     # nothing heavy at import; plotting never goes through pyplot (no global backend change)
     assert out.stdout.split() == ["False", "False", "False"], out.stderr
+
+
+# ------------------------------------------------------------------------------ per-country classification report
+def _classification_case() -> Predictions:
+    """12 samples over 7 true countries (A..G) and one country (Z) predicted but never true
+    (each country's counts are worked out by hand in the test)."""
+    true = np.array(["A", "A", "A", "B", "B", "C", "C", "D", "E", "F", "G", "G"])
+    pred = np.array(["A", "A", "B", "B", "B", "A", "C", "D", "Z", "Z", "G", "F"])
+    z = np.zeros(true.size)
+    return Predictions("hand", z, z, z, z + 0.1, true, pred)
+
+
+def test_per_country_precision_recall_f1_support_by_hand():
+    from sklearn.metrics import classification_report
+
+    p = _classification_case()
+    r = evaluate(p)
+    rows = {row.country: row for row in r.per_country}
+    assert set(rows) == set("ABCDEFG")
+    # A: 2 of 3 true A found (recall 2/3); 3 answers A, 2 right (precision 2/3)
+    assert (rows["A"].precision, rows["A"].recall, rows["A"].support) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    # B: both found; 3 answers B, 2 right
+    assert rows["B"].recall == 1.0 and rows["B"].precision == pytest.approx(2 / 3)
+    assert rows["B"].f1 == pytest.approx(2 * (2 / 3) / (1 + 2 / 3))
+    assert (rows["C"].precision, rows["C"].recall) == (1.0, 0.5)
+    assert (rows["D"].precision, rows["D"].recall, rows["D"].f1) == (1.0, 1.0, 1.0)
+    assert (rows["E"].precision, rows["E"].recall, rows["E"].f1) == (0.0, 0.0, 0.0)  # never predicted
+    assert (rows["F"].precision, rows["F"].recall) == (0.0, 0.0)  # predicted once, wrongly
+    assert rows["G"].f1 == pytest.approx(2 / 3)
+    for row in r.per_country:
+        assert row.recall == row.accuracy  # recall of a country is the accuracy on its samples
+    assert r.predicted_only == (("Z", 2),)
+    # the same numbers as sklearn's classification report
+    ref = classification_report(p.true_country, p.pred_country, output_dict=True, zero_division=0)
+    for c, row in rows.items():
+        assert (row.precision, row.recall, row.f1, row.support) == pytest.approx(
+            (ref[c]["precision"], ref[c]["recall"], ref[c]["f1-score"], ref[c]["support"]))
+    # and the macro F1 over all labels (Z counts as F1 0) is the mean of the rows' F1 and Z's 0
+    assert r.country.macro_f1 == pytest.approx(sum(row.f1 for row in r.per_country) / 8)
+
+
+def test_best_and_worst_five_countries(tmp_path):
+    from geocell_engine.evaluation.report import best_worst_countries
+
+    r = evaluate(_classification_case())
+    best, worst = best_worst_countries(r)
+    # F1: D 1, C 2/3 (support 2), A 2/3 (3), G 2/3 (2), B 0.8, E 0, F 0; ties -> more samples first
+    assert [row.country for row in best] == ["D", "B", "A", "C", "G"]
+    assert [row.country for row in worst] == ["E", "F"]  # 7 countries: the two not among the best
+    paths = write_report(tmp_path, {"model": r}, None, None).paths
+    md = paths["markdown"].read_text()
+    assert "## Per country: model, best and worst five by F1" in md
+    assert "| D | 100.0 | 100.0 | 100.0 | 1 |" in md and "| E | 0.0 | 0.0 | 0.0 | 1 |" in md
+    assert "Predicted but no sample's true country (precision 0): Z (2x)." in md
+    report = json.loads(paths["json"].read_text())
+    rows = {row["country"]: row for row in report["results"]["model"]["per_country"]}
+    assert rows["A"]["support"] == 3 and rows["A"]["precision"] == pytest.approx(2 / 3)
+    assert set(rows["G"]) >= {"precision", "recall", "f1", "support"}
+    assert report["results"]["model"]["predicted_only"] == [{"country": "Z", "predicted": 2}]
