@@ -32,7 +32,7 @@ def build_model(config: TrainConfig, task: Task, pretrained: Optional[bool] = No
     try:
         backbone.freeze_stages(config.freeze_stages)
     except ValueError as exc:
-        raise ConfigError(f"--freeze-stages: {exc}") from None
+        raise ConfigError(f"--freeze-stages: {exc}; --freeze-stages 0 fine-tunes every layer") from None
     return GeoModel(backbone, task.build_heads(backbone.num_features))
 
 

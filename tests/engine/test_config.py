@@ -10,6 +10,7 @@ import pytest
 
 from geocell_engine.engine import config as cfg
 from geocell_engine.engine.config import (
+    DEFAULT_TAU_KM,
     GROUPS,
     QUICK_PRESET,
     ConfigError,
@@ -62,7 +63,7 @@ def test_lr_1e_minus_3_from_yaml_is_a_number(tmp_path):
 def test_defaults_are_valid_and_round_trip():
     config = TrainConfig()
     assert TrainConfig.from_dict(config.to_dict()) == config
-    assert config.tau_km == cfg.LABEL_SMOOTHING_TAU_KM and config.distance_clip_km == cfg.DISTANCE_CLIP_KM
+    assert config.tau_km == DEFAULT_TAU_KM != cfg.LABEL_SMOOTHING_TAU_KM and config.distance_clip_km == cfg.DISTANCE_CLIP_KM
 
 
 def test_construction_checks_and_normalises():
