@@ -16,7 +16,7 @@ PLACES = [  # (lat, lon, rgb): Paris, Lyon, Chicago, Dallas, Sydney, Perth
 ]
 TINY = ["--backbone", "test_efficientnet", "--no-pretrained", "--image-size", "32", "--epochs", "2",
         "--batch-size", "16", "--quiet", "--cell-min-samples", "3", "--cell-max-samples", "12",
-        "--precision", "fp32", "--threads", "1"]
+        "--precision", "fp32", "--threads", "1", "--freeze-stages", "0"]
 
 
 def make_tiny_dataset(root: Path, n_per_place: int = 14, seed: int = 0, size: tuple[int, int] = (32, 32),

@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
     rank = int(os.environ["RANK"])
     record: dict = {"rank": rank, "samples": [], "step_fingerprints": [], "losses": []}
     models: list = []
+    in_fit = False
 
     real_create_task = tasks_module.create_task
 
@@ -56,10 +57,10 @@ def main(argv: list[str]) -> int:
             return {**real_targets(split), "sample_id": np.arange(len(split), dtype=np.int64)}
 
         def loss(outputs, batch_targets):
-            ids = batch_targets["sample_id"].tolist()
-            record["samples"].extend(ids)
             value, parts = real_loss(outputs, batch_targets)
-            record["losses"].append(float(value.detach()))
+            if in_fit:  # not the bare-step measurement run_training makes before fit
+                record["samples"].extend(batch_targets["sample_id"].tolist())
+                record["losses"].append(float(value.detach()))
             return value, parts
 
         task.targets, task.loss = targets, loss
@@ -76,6 +77,9 @@ def main(argv: list[str]) -> int:
     real_fit = fit_module.fit
 
     def fit(*args, **kwargs):
+        nonlocal in_fit
+        in_fit = True
+
         def hook(event, epoch, step):
             if event == "step":
                 record["step_fingerprints"].append({"epoch": epoch, "step": step, "sha256": _fingerprint(models[-1])})
