@@ -55,7 +55,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
-from geocell.constants import ACCURACY_THRESHOLDS_KM, GEOSCORE_MAX, GEOSCORE_SCALE_KM
+from geocell.constants import ACCURACY_THRESHOLDS_KM, GEOSCORE_SCALE_KM
 from geocell_engine.errors import IntervalError
 from geocell_engine.evaluation.predictions import Predictions
 
