@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Union
 
 from geocell.constants import DISTANCE_CLIP_KM, LABEL_SMOOTHING_TAU_KM
+from geocell_engine.data.imagery_shift import SHIFT_KEYS
 from geocell_engine.data.transforms import image_hw
 from geocell_engine.errors import ConfigError
 
@@ -519,7 +520,7 @@ def validate_values(values: Mapping[str, Any], source: str | Mapping[str, str]) 
         raise pair_error("cell_min_samples", "cell_max_samples", "at least 2 x cell_min_samples for semantic cells")
     if get("cells") == "s2" and get("s2_tau_max") < get("s2_tau_min"):
         raise pair_error("s2_tau_min", "s2_tau_max", "at least s2_tau_min for S2 cells")
-    shift_on = [k for k in ("shift_hue", "shift_saturation", "shift_grayscale", "shift_blur", "shift_jpeg") if get(k)]
+    shift_on = [k for k in SHIFT_KEYS if get(k)]
     if shift_on and not get("augment"):
         raise ConfigError(f"{', '.join(shift_on)} (from {origin(shift_on[0])}) augment training images, but "
                           f"augment is off (from {origin('augment')}); turn augment on or the shift keys off")

@@ -357,8 +357,9 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
 
     Every row carries 95% intervals (``resamples`` bootstrap replicates, seed 0; 0 = none): a
     cluster bootstrap over the held-out regions of a bluemarble version, over samples for a
-    manifest. ``robustness`` adds the row of the model on the data set's robustness rendering
-    (:func:`robustness_result`; bluemarble test points from another map), where there is one.
+    manifest. ``robustness`` adds, to an evaluation of the test split, the row of the model on the
+    data set's robustness rendering of its test points (:func:`robustness_result`; bluemarble's
+    from another map), where the data set has one.
     """
     from geocell.profiles import get_profile
     from geocell_engine.data.dataset import load_eval_split
@@ -387,9 +388,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     decode = eval_decoder(config)
     target = require_usable(screen_split(sampled, config.image_size, on_bad_image, account, decode=decode),  # type: ignore[arg-type]
                             account)
-    preds = predict_split(loaded.model, task, target, image_size=config.image_size,
-                          batch_size=max(64, config.batch_size), device=device,
-                          precision=choose_precision(config.precision, device), decode=decode)
+    predict = functools.partial(predict_split, loaded.model, task, image_size=config.image_size,
+                                batch_size=max(64, config.batch_size), device=device,
+                                precision=choose_precision(config.precision, device), decode=decode)
+    preds = predict(target)
     counts = account.counts(name)
     rows = RowCounts(source=str(data), in_file=data_set.in_file, selected=data_set.selected,
                      missing=counts["missing"], unreadable=counts["unreadable"], scored=len(preds), split=name,
@@ -406,9 +408,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
         clusters = dataset_clusters(data, preds.ids) if name in ("val", "test") else None
         results = {k: with_intervals(r, preds, clusters, n_resamples=resamples) for k, r in results.items()}
     if robustness and name == "test":
-        robust = robustness_result(functools.partial(
-            predict_split, loaded.model, task, image_size=config.image_size, batch_size=max(64, config.batch_size),
-            device=device, precision=choose_precision(config.precision, device), decode=decode), config)
+        robust = robustness_result(predict, config)
         if robust is not None:
             results[ROBUSTNESS_ROW] = robust
     written = write_report(out, results, None, preds,
