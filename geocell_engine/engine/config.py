@@ -520,6 +520,10 @@ def validate_values(values: Mapping[str, Any], source: str | Mapping[str, str]) 
         raise pair_error("cell_min_samples", "cell_max_samples", "at least 2 x cell_min_samples for semantic cells")
     if get("cells") == "s2" and get("s2_tau_max") < get("s2_tau_min"):
         raise pair_error("s2_tau_min", "s2_tau_max", "at least s2_tau_min for S2 cells")
+    if get("cells") != "kmeans" and get("kmeans_cells") != known["kmeans_cells"].default:
+        raise ConfigError(f"kmeans_cells={get('kmeans_cells')!r} (from {origin('kmeans_cells')}) sets the number of "
+                          f"k-means cells, but cells is {get('cells')!r} (from {origin('cells')}); "
+                          "add --cells kmeans or leave kmeans_cells out")
     shift_on = [k for k in SHIFT_KEYS if get(k)]
     if shift_on and not get("augment"):
         raise ConfigError(f"{', '.join(shift_on)} (from {origin(shift_on[0])}) augment training images, but "

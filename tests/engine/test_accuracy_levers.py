@@ -119,6 +119,14 @@ def test_imagery_shift_is_seeded_and_off_by_default():
     assert torch.equal(generator.get_state(), state)  # nothing drawn: runs without the shift are unchanged
 
 
+def test_kmeans_cells_without_kmeans_is_refused():
+    from geocell_engine.engine.config import resolve_config
+
+    with pytest.raises(ConfigError, match="kmeans_cells=50 .*cells is 'semantic'"):
+        resolve_config({"kmeans_cells": "50"})
+    assert resolve_config({"kmeans_cells": "50", "cells": "kmeans"}).kmeans_cells == 50
+
+
 def test_shift_keys_need_augmentation():
     from geocell_engine.engine.config import resolve_config
 
