@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Optional, Union
 
 import numpy as np
 
@@ -102,6 +102,26 @@ class GeoSplit:
             return self
         index = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
         return self.take(index)
+
+    def only_countries(self, countries: Iterable[str]) -> "GeoSplit":
+        """The samples whose ``country`` is one of ``countries`` (order kept)."""
+        keep = np.isin(self.country, np.asarray(sorted(set(countries)), dtype=self.country.dtype))
+        return self if keep.all() else self.take(np.flatnonzero(keep))
+
+    def cap_per_country(self, n: Optional[int], seed: int) -> "GeoSplit":
+        """At most ``n`` samples of each country, drawn without replacement with ``seed`` (all when None).
+
+        The draw is nested: with the same seed, the samples kept under a cap are a subset of those
+        kept under any larger cap, so a data-size study's rows differ only in the added samples.
+        """
+        if n is None:
+            return self
+        order = np.random.default_rng(seed).permutation(len(self))
+        shuffled = self.country[order]
+        grouped = np.argsort(shuffled, kind="stable")  # by country, in shuffled order within each
+        names = shuffled[grouped]
+        rank = np.arange(len(self)) - np.searchsorted(names, names, side="left")  # 0, 1, ... per country
+        return self.take(np.sort(order[grouped[rank < n]]))
 
 
 #: The bundled data sets ``load_splits`` knows by name (the frozen bluemarble versions).

@@ -137,6 +137,12 @@ class TrainConfig:
     image_size: int | str = option(64, "data", "model input in pixels: a side (64, 224) or WIDTHxHEIGHT (320x180)",
                                    size=True, metavar="N|WxH")
     max_train_samples: int | None = option(None, "data", "train on at most this many samples; none: all", ge=1)
+    min_per_country: int | None = option(None, "data", "keep only the countries with at least this many training "
+                                         "samples, in every split (a fixed set of classes, e.g. for a data-size "
+                                         "study); none: all countries", ge=1, metavar="N")
+    max_per_country: int | None = option(None, "data", "train on at most this many samples of each country (drawn "
+                                         "with the seed, nested: a smaller cap keeps a subset); none: all", ge=1,
+                                         metavar="N")
     max_eval_samples: int | None = option(None, "data", "validate and test on at most this many samples each; "
                                           "none: all", ge=1)
     augment: bool = option(True, "data", "augment training images (see --augment-kind)")

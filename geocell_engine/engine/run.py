@@ -85,6 +85,29 @@ def _require_coordinates(config: TrainConfig, train: GeoSplit) -> None:
                         f"--task {config.task} learns locations; use --task country")
 
 
+def _select_countries(config: TrainConfig, splits: dict[str, GeoSplit],
+                      log: Callable[[str], None]) -> tuple[dict[str, GeoSplit], str]:
+    """Every split restricted to the countries with at least ``config.min_per_country`` training
+    samples (all of them when it is None), and a line saying what was kept and left out.
+
+    Raises:
+        DataError: no country has that many training samples (names the largest count).
+    """
+    n = config.min_per_country
+    if n is None:
+        return splits, "all"
+    names, counts = np.unique(splits["train"].country[splits["train"].country != ""], return_counts=True)
+    kept = names[counts >= n]
+    if not kept.size:
+        most = f"the most is {counts.max():,} ({names[counts.argmax()]})" if counts.size else "it has no country labels"
+        raise DataError(f"min_per_country={n}: no country of {config.data} has that many training samples; {most}")
+    chosen = {name: split.only_countries(kept) for name, split in splits.items()}
+    left_out = ", ".join(f"{name} {len(splits[name]) - len(chosen[name]):,}" for name in splits)
+    summary = f"{kept.size} countries with at least {n:,} training samples"
+    log(f"countries: {summary} of {names.size}; samples of the others left out of every split ({left_out})")
+    return chosen, summary
+
+
 def _record_data(splits: dict[str, GeoSplit], info, run_dir: Path, log: Callable[[str], None]) -> None:
     """Say how the data were split and what a photo folder left out, and keep both in the run
     folder: ``split.csv`` (id, split) when the split was made here, ``left_out.csv`` (path,
@@ -198,8 +221,10 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
         account = info.images
         if ctx.is_main:
             _record_data(splits, info, run_dir, log)
+        splits, country_set = _select_countries(config, splits, log)
         # val and test are screened once, so that the model and every baseline see the same samples
-        train = require_usable(splits["train"].subsample(config.max_train_samples, config.seed), account)
+        train = require_usable(splits["train"].cap_per_country(config.max_per_country, config.seed)
+                               .subsample(config.max_train_samples, config.seed), account)
         decode = eval_decoder(config)
         val, test = (require_usable(screen_split(splits[name].subsample(config.max_eval_samples, config.seed + k),
                                                  config.image_size, config.on_bad_image, account, decode=decode),
@@ -251,12 +276,13 @@ def run_training(config: TrainConfig, log: Callable[[str], None] = print, read_t
     for name, baseline in (_baselines(config, train, test, _find_cellset(task), account).items()
                            if results["model"].located else ()):
         results[name] = with_intervals(evaluate(baseline), baseline, clusters)
-    robust = robustness_result(predict, config)
+    robust = robustness_result(predict, config, countries=_trained_countries(config, task))
     if robust is not None:
         results[ROBUSTNESS_ROW] = robust
     extra_report = {
         "dataset": f"{info.name} ({info.version})", "dataset_sha256": dict(info.sha256),
         "task": task.describe(), "backbone": config.backbone, "cells": _cells_summary(task),
+        "countries": country_set,
         "epochs run": result.epochs_run, "stopped early": result.stopped_early,
         "training images/s": round(result.images_per_second, 1), "wall time (s)": round(time.perf_counter() - start, 1),
         "train / val / test": f"{len(train)} / {len(val)} / {len(test)}", "device": device,
@@ -286,7 +312,13 @@ def _measure_machine(config: TrainConfig, task, train: GeoSplit, ctx, log: Calla
 ROBUSTNESS_ROW = "model on shaded-relief patches"
 
 
-def robustness_result(predict: Callable[..., Any], config: TrainConfig):
+def _trained_countries(config: TrainConfig, task) -> Optional[tuple[str, ...]]:
+    """The countries a run with ``min_per_country`` was restricted to (the task's classes), else None."""
+    return tuple(task.labels.countries) if config.min_per_country is not None else None
+
+
+def robustness_result(predict: Callable[..., Any], config: TrainConfig,
+                      countries: Optional[Sequence[str]] = None):
     """The model on the data set's robustness rendering of its test points (bluemarble: the same
     points from ``shadedrelief.jpg``), scored with intervals; None when the data set has none.
 
@@ -294,6 +326,8 @@ def robustness_result(predict: Callable[..., Any], config: TrainConfig):
         predict: ``predict(split, name=...) -> Predictions`` with the model bound
             (:func:`geocell_engine.engine.predict.predict_split`).
         config: the run's ``data``, ``max_eval_samples`` and ``seed`` (the test subsample's).
+        countries: score only the points of these countries (a run restricted by
+            ``min_per_country``, as its test split was); None: all.
     """
     from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.evaluation.report import evaluate, with_intervals
@@ -301,6 +335,8 @@ def robustness_result(predict: Callable[..., Any], config: TrainConfig):
     robust = robustness_split(config.data)
     if robust is None:
         return None
+    if countries is not None:
+        robust = robust.only_countries(countries)
     robust = robust.subsample(config.max_eval_samples, config.seed + 2)
     preds = predict(robust, name="model (shadedrelief)")
     return with_intervals(evaluate(preds), preds, dataset_clusters(config.data, robust.ids))
@@ -384,18 +420,26 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
     device = device or choose_device()
     loaded = load_model(checkpoint, device)
     config, task = loaded.config, loaded.task
-    sampled = data_set.split.subsample(max_samples, config.seed + 2)
+    selected, countries = data_set.split, _trained_countries(config, task)
+    if countries is not None:  # the model was trained and validated on a fixed set of countries
+        selected = selected.only_countries(countries)
+        log(f"countries: the model knows {len(countries)} (min_per_country={config.min_per_country}); "
+            f"{len(data_set.split) - len(selected):,} rows of other countries left out")
+    sampled = selected.subsample(max_samples, config.seed + 2)
     decode = eval_decoder(config)
     target = require_usable(screen_split(sampled, config.image_size, on_bad_image, account, decode=decode),  # type: ignore[arg-type]
                             account)
     predict = functools.partial(predict_split, loaded.model, task, image_size=config.image_size,
                                 batch_size=max(64, config.batch_size), device=device,
                                 precision=choose_precision(config.precision, device), decode=decode)
+    started = time.perf_counter()
     preds = predict(target)
+    # end-to-end: the split's images through the loader and the model, batch max(64, batch_size)
+    inference_rate = len(preds) / max(time.perf_counter() - started, 1e-9)
     counts = account.counts(name)
     rows = RowCounts(source=str(data), in_file=data_set.in_file, selected=data_set.selected,
                      missing=counts["missing"], unreadable=counts["unreadable"], scored=len(preds), split=name,
-                     sampled_out=len(data_set.split) - len(sampled))
+                     sampled_out=len(selected) - len(sampled), other_countries=len(data_set.split) - len(selected))
     log(rows.summary())
     out = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(str(data)).stem}-{name}"
     out.mkdir(parents=True, exist_ok=True)
@@ -408,7 +452,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
         clusters = dataset_clusters(data, preds.ids) if name in ("val", "test") else None
         results = {k: with_intervals(r, preds, clusters, n_resamples=resamples) for k, r in results.items()}
     if robustness and name == "test":
-        robust = robustness_result(predict, config)
+        robust = robustness_result(predict, config, countries=countries)
         if robust is not None:
             results[ROBUSTNESS_ROW] = robust
     written = write_report(out, results, None, preds,
@@ -416,6 +460,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str, split: Optiona
                             "split": name, "profiles": ", ".join(chosen),
                             "trained on": loaded.checkpoint.get("dataset", {}).get("name"),
                             "cells": _cells_summary(task), "device": device,
+                            "inference images/s": round(inference_rate, 1),
                             "images left out": account.summary()}, rows=rows, clusters=clusters)
     if len(account):
         account.write(out / "bad_images.csv")

@@ -12,6 +12,7 @@ A spec is a YAML file::
     seeds: [0]                     # one row per variant and seed
     finalist_seeds: [1, 2]         # the default and the finalists trained again with these seeds
     also_test: [tau-150]           # rows tested whatever their validation score (e.g. robustness levers)
+    plot: {x: tau_km, series: [backbone]}   # optional: study.png, test metrics against x per series
 
 :func:`run_study` trains the rows in order (each is an ordinary resumable run folder,
 ``OUT_DIR/NAME/ROW-sSEED``), records each finished row in ``study.json`` (written atomically), and
@@ -22,7 +23,11 @@ too, the test split is evaluated once per finalist and seed (with the robustness
 the test points where the data set has one, bluemarble's shaded relief), and each finalist is
 compared with the default by :func:`geocell_engine.evaluation.intervals.paired_comparison` (95%
 cluster bootstrap over held-out regions where the data define them, on the first seed); the
-table shows the test median of every seed beside it, the seed-to-seed spread.
+table shows the test median of every seed beside it, the seed-to-seed spread. Every tested
+row also gets its macro F1 over countries (with its interval, same bootstrap) and its inference
+images/s (the test split through :func:`~geocell_engine.engine.run.evaluate_checkpoint`).
+With ``plot``, ``study.png`` draws the tested rows' country top-1, macro F1 and median km against
+the config key ``x``, one line per combination of the ``series`` keys.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from geocell_engine.errors import ConfigError
 __all__ = ["StudySpec", "load_study", "run_study", "DEFAULT_ROW"]
 
 DEFAULT_ROW = "default"
-_SPEC_KEYS = {"name", "base", "variants", "finalists", "seeds", "finalist_seeds", "also_test"}
+_SPEC_KEYS = {"name", "base", "variants", "finalists", "seeds", "finalist_seeds", "also_test", "plot"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class StudySpec:
         finalist_seeds: more seeds for the default and the finalists only.
         also_test: rows tested (and trained with ``finalist_seeds``) as finalists are, whatever
             their validation score: levers judged on something validation does not measure, such
-            as robustness to another rendering. source: the spec file.
+            as robustness to another rendering.
+        plot: ``{"x": KEY, "series": [KEY, ...]}`` (config keys) for ``study.png``, or None.
+        source: the spec file.
     """
 
     name: str
@@ -64,6 +71,7 @@ class StudySpec:
     seeds: tuple[int, ...] = (0,)
     finalist_seeds: tuple[int, ...] = ()
     also_test: tuple[str, ...] = ()
+    plot: Mapping[str, Any] | None = None
     source: str = ""
     configs: Mapping[str, TrainConfig] = field(default_factory=dict, compare=False, repr=False)
 
@@ -109,10 +117,30 @@ def load_study(path: str | Path) -> StudySpec:
     also_test = raw.get("also_test", [])
     if not isinstance(also_test, list) or any(r not in variants for r in also_test):
         raise ConfigError(f"{path}: also_test must list variant names (from {sorted(variants)}), got {also_test!r}")
-    spec = StudySpec(name, base, rows, finalists, tuple(seeds), tuple(finalist_seeds), tuple(also_test), str(path))
+    plot = _check_plot(raw.get("plot"), path)
+    spec = StudySpec(name, base, rows, finalists, tuple(seeds), tuple(finalist_seeds), tuple(also_test), plot,
+                     str(path))
     for row in rows:  # every row's values are checked before anything trains
-        spec.config(row, seeds[0], Path("."))
+        config = spec.config(row, seeds[0], Path("."))
+        if plot is not None and not isinstance(getattr(config, plot["x"]), (int, float)):
+            raise ConfigError(f"{path}: row {row}: the plot's x key {plot['x']} is {getattr(config, plot['x'])!r}; "
+                              "every row needs a number there")
     return spec
+
+
+def _check_plot(plot: Any, path: str | Path) -> Mapping[str, Any] | None:
+    """The spec's ``plot`` with ``series`` as a list, checked: ``x`` and every series key a config key."""
+    if plot is None:
+        return None
+    known = set(TrainConfig.__dataclass_fields__)
+    if not isinstance(plot, Mapping) or set(plot) - {"x", "series"} or "x" not in plot:
+        raise ConfigError(f"{path}: plot must be {{x: KEY, series: [KEY, ...]}}, got {plot!r}")
+    series = plot.get("series") or []
+    series = [series] if isinstance(series, str) else list(series)
+    bad = [k for k in [plot["x"], *series] if k not in known]
+    if bad:
+        raise ConfigError(f"{path}: plot keys {bad} are not config keys")
+    return {"x": str(plot["x"]), "series": [str(k) for k in series]}
 
 
 def _state(path: Path) -> dict[str, Any]:
@@ -140,7 +168,9 @@ def run_study(spec: StudySpec, out_dir: str | Path, log: Callable[[str], None] =
     Returns:
         The study state: ``rows`` (row-seed -> validation results), ``finalists``, ``table``.
     """
+    from geocell_engine.data.regions import dataset_clusters
     from geocell_engine.engine.run import ROBUSTNESS_ROW, evaluate_checkpoint, run_training
+    from geocell_engine.evaluation.intervals import bootstrap_macro_f1
 
     folder = Path(out_dir) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,7 +191,7 @@ def run_study(spec: StudySpec, out_dir: str | Path, log: Callable[[str], None] =
                               "best_epoch": summary.report["best_epoch"], "task": config.task,
                               "val_score": best.get("val_score"), "val_median_km": best.get("val_median_km"),
                               "val_country_acc": best.get("val_country_acc"), "epochs_run": len(history),
-                              "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in history), 1),
+                              "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in history), 3),
                               "bare_step_images_per_s": summary.report["machine"].get("bare step images/s at start")}
         _save(state_path, state)
 
@@ -190,12 +220,20 @@ def run_study(spec: StudySpec, out_dir: str | Path, log: Callable[[str], None] =
             results = summary.report["results"]
             model = results["model"]
             robust = results.get(ROBUSTNESS_ROW) or {}
-            state["tests"][key] = {"median_km": model["distance"]["median_km"] if model.get("distance") else None,
+            ours = summary.predictions
+            known = ours.true_country != ""
+            macro_f1 = bootstrap_macro_f1(ours.true_country[known], ours.pred_country[known],
+                                          dataset_clusters(config.data, ours.ids[known]))
+            state["tests"][key] = {"macro_f1": macro_f1.point, "macro_f1_interval": macro_f1.as_dict(),
+                                   "inference_images_per_s": summary.report["extra"].get("inference images/s"),
+                                   "median_km": model["distance"]["median_km"] if model.get("distance") else None,
                                    "country_top1": (model.get("country") or {}).get("top_k_accuracy", {}).get("1"),
                                    "intervals": model.get("intervals"),
                                    "robustness_median_km": (robust.get("distance") or {}).get("median_km"),
                                    "robustness_intervals": robust.get("intervals")}
     state["table"] = _table(spec, state, scores, finalists, preds)
+    if spec.plot is not None:
+        state["plot"] = str(_plot(spec, state, finalists, folder / "study.png"))
     _save(state_path, state)
     from geocell.tables import atomic_write
 
@@ -210,8 +248,9 @@ def _table(spec: StudySpec, state: Mapping[str, Any], scores: Mapping[str, float
     from geocell_engine.evaluation.intervals import format_interval, paired_comparison
 
     lines = ["| row | what it changes | validation score | training min | test median km | Δ median km vs default "
-             "| test median km by seed | test country top-1 % | Δ top-1 points vs default | shaded-relief median km |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| test median km by seed | test country top-1 % | Δ top-1 points vs default | test macro F1 "
+             "| inference images/s | shaded-relief median km |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     seeds = spec.seeds + spec.finalist_seeds
     seed = spec.seeds[0]
     default_preds = preds.get(f"{DEFAULT_ROW}-s{seed}")
@@ -243,10 +282,14 @@ def _table(spec: StudySpec, state: Mapping[str, Any], scores: Mapping[str, float
             top1 = test.get("country_top1")
             cells.append(_with_interval(top1, iv.get("country_top1") or {}, "pct"))
             cells.append(diff_top)
+            f1 = test.get("macro_f1")
+            cells.append(_with_interval(f1, test.get("macro_f1_interval") or {}, "f1") if f1 is not None else "")
+            rate = test.get("inference_images_per_s")
+            cells.append(f"{rate:,.0f}" if rate is not None else "")
             robust_iv = ((test.get("robustness_intervals") or {}).get("metrics") or {}).get("median_km") or {}
             cells.append(_with_interval(test.get("robustness_median_km"), robust_iv, "km"))
         else:
-            cells += ["(not a finalist)", "", "", "", "", ""]
+            cells += ["(not a finalist)", "", "", "", "", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     note = (f"Validation score: the task's own at its best epoch (lower is better), mean over seeds {list(spec.seeds)}; "
             f"finalists: the default and the best {spec.finalists} by it"
@@ -254,17 +297,44 @@ def _table(spec: StudySpec, state: Mapping[str, Any], scores: Mapping[str, float
             + ". Training minutes: the epochs' sum, mean over "
             f"those seeds. Test figures of seed {seed}, 95% intervals; by seed: seeds {list(seeds)}; "
             "Δ: finalist minus default on the same test samples (paired bootstrap; negative km and positive "
-            "points are better).")
+            "points are better). Macro F1: over the countries in the test truth or guesses. Inference: the test "
+            "split end to end (data to predictions) on this machine.")
     return "\n".join(lines) + "\n\n" + note
 
 
 def _with_interval(value: Any, interval: Mapping[str, Any], kind: str) -> str:
     if value is None:
         return ""
-    shown = f"{value:,.0f}" if kind == "km" else f"{100 * value:.1f}"
+    shown = {"km": f"{value:,.0f}", "f1": f"{value:.3f}"}.get(kind, f"{100 * value:.1f}")
     low, high = interval.get("low"), interval.get("high")
     if low is None or high is None:
         return shown
     if kind == "km":
         return f"{shown} ({low:,.0f}–{high:,.0f})"
+    if kind == "f1":
+        return f"{shown} ({low:.3f}–{high:.3f})"
     return f"{shown} ({100 * low:.1f}–{100 * high:.1f})"
+
+
+def _plot(spec: StudySpec, state: Mapping[str, Any], tested: list[str], path: Path) -> Path:
+    """``study.png``: the tested rows' test metrics (first seed, with intervals) against the
+    config key ``spec.plot["x"]``, a line per combination of the ``series`` keys; every figure
+    comes from ``state["tests"]`` (what ``study.json`` holds)."""
+    from geocell_engine.evaluation.plots import plot_study_curves
+
+    seed = spec.seeds[0]
+    points = []
+    for row in tested:
+        config = spec.config(row, seed, Path("."))
+        test = state["tests"][f"{row}-s{seed}"]
+        metrics = (test.get("intervals") or {}).get("metrics") or {}
+        point = {"x": getattr(config, spec.plot["x"]),
+                 "series": ", ".join(f"{k}={getattr(config, k)}" for k in spec.plot["series"]) or spec.name,
+                 "country_top1": test.get("country_top1"), "median_km": test.get("median_km"),
+                 "macro_f1": test.get("macro_f1")}
+        for key, interval in (("country_top1", metrics.get("country_top1")), ("median_km", metrics.get("median_km")),
+                              ("macro_f1", test.get("macro_f1_interval"))):
+            if interval:
+                point[f"{key}_low"], point[f"{key}_high"] = interval.get("low"), interval.get("high")
+        points.append(point)
+    return plot_study_curves(points, path, x_label=spec.plot["x"])

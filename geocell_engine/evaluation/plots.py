@@ -1,4 +1,4 @@
-"""PNG figures of a run: training curves, country confusion, world map of errors, per-country bars.
+"""PNG figures of a run and of a study: training curves, country confusion, world map of errors, per-country bars, study curves.
 
 Every function draws on its own ``matplotlib.figure.Figure`` attached to an Agg canvas (no
 pyplot, no change to the global backend, nothing imported before the first call), writes the
@@ -31,6 +31,7 @@ __all__ = [
     "plot_confusion",
     "plot_world_map",
     "plot_per_country_accuracy",
+    "plot_study_curves",
 ]
 
 _DPI = 110
@@ -341,5 +342,55 @@ def plot_per_country_accuracy(per_country_table: Any, path: str | Path, top: int
     ax.set_xlabel("country accuracy (n = samples, km = median error)")
     ax.set_title(f"Per-country accuracy, {len(frame)} countries with the most samples", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------ study curves
+#: The panels of :func:`plot_study_curves`: point key, its interval keys, axis label, scale.
+_STUDY_PANELS = (("country_top1", "test country top-1 %", 100.0), ("macro_f1", "test macro F1", 1.0),
+                 ("median_km", "test median error (km)", 1.0))
+
+
+def plot_study_curves(points: Sequence[Mapping[str, Any]], path: str | Path, x_label: str) -> Path:
+    """Test metrics against one config value, a line per series, with 95% interval bars.
+
+    Args:
+        points: one mapping per tested row: ``series`` (the line's label), ``x`` (a number), and
+            for each metric ``country_top1`` (fraction), ``macro_f1``, ``median_km`` its value
+            and optionally ``METRIC_low`` / ``METRIC_high`` (the interval; none: no bar). A
+            metric missing from every point leaves its panel out.
+        path: the PNG to write.
+        x_label: the x axis (the config key varied).
+    """
+    if not points:
+        raise PlotError("no tested rows to plot")
+    bad = [p for p in points if not _is_number(p.get("x"))]
+    if bad:
+        raise PlotError(f"the x value of every point must be a number; {bad[0].get('series')!r} has {bad[0].get('x')!r}")
+    panels = [p for p in _STUDY_PANELS if any(_is_number(q.get(p[0])) for q in points)]
+    if not panels:
+        raise PlotError("the points hold none of " + ", ".join(p[0] for p in _STUDY_PANELS))
+    fig = _figure(4.2 * len(panels), 3.6)
+    series = list(dict.fromkeys(str(p["series"]) for p in points))
+    for k, (key, label, scale) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        for name in series:
+            mine = sorted((p for p in points if str(p["series"]) == name and _is_number(p.get(key))),
+                          key=lambda p: p["x"])
+            if not mine:
+                continue
+            x = np.array([p["x"] for p in mine], dtype=np.float64)
+            y = np.array([p[key] for p in mine], dtype=np.float64) * scale
+            low = np.array([p.get(f"{key}_low", np.nan) for p in mine], dtype=np.float64) * scale
+            high = np.array([p.get(f"{key}_high", np.nan) for p in mine], dtype=np.float64) * scale
+            err = np.vstack([np.nan_to_num(y - low), np.nan_to_num(high - y)])
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(label)
+        ax.set_xticks(sorted({float(p["x"]) for p in points}))
+        ax.grid(True, alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle("95% intervals (cluster bootstrap)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

@@ -238,6 +238,8 @@ class RowCounts:
         split: the split evaluated, or ``"all"``.
         missing_what: how :meth:`summary` calls the missing rows.
         sampled_out: rows left out on purpose by ``--max-samples``.
+        other_countries: rows left out because their country is not one the model was trained
+            on (a run restricted by ``min_per_country``).
     """
 
     source: str
@@ -249,23 +251,26 @@ class RowCounts:
     split: str = "all"
     missing_what: str = "missing images"
     sampled_out: int = 0
+    other_countries: int = 0
 
     def __post_init__(self) -> None:
-        if self.selected - self.missing - self.unreadable - self.sampled_out != self.scored:
+        if self.selected - self.missing - self.unreadable - self.sampled_out - self.other_countries != self.scored:
             raise ReportError(f"row counts do not add up: {self.selected} selected - {self.missing} missing - "
-                              f"{self.unreadable} unreadable - {self.sampled_out} sampled out != {self.scored} scored")
+                              f"{self.unreadable} unreadable - {self.sampled_out} sampled out - "
+                              f"{self.other_countries} of other countries != {self.scored} scored")
 
     def summary(self) -> str:
         """One line, e.g. ``"rows: 3,000 in im2gps3k.csv, all rows; 3,000 scored, 0 missing images, 0 unreadable"``."""
         where = "all rows" if self.split == "all" else f"split {self.split}: {self.selected:,} rows"
         sampled = f", {self.sampled_out:,} left out by --max-samples" if self.sampled_out else ""
+        others = f", {self.other_countries:,} of countries the model was not trained on" if self.other_countries else ""
         return (f"rows: {self.in_file:,} in {self.source}, {where}; {self.scored:,} scored, {self.missing:,} "
-                f"{self.missing_what}, {self.unreadable:,} unreadable{sampled}")
+                f"{self.missing_what}, {self.unreadable:,} unreadable{sampled}{others}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "in_file": self.in_file, "split": self.split, "selected": self.selected,
                 "missing": self.missing, "missing_what": self.missing_what, "unreadable": self.unreadable,
-                "sampled_out": self.sampled_out, "scored": self.scored}
+                "sampled_out": self.sampled_out, "other_countries": self.other_countries, "scored": self.scored}
 
 
 def _jsonable(value: Any) -> Any:

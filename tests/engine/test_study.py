@@ -73,3 +73,37 @@ def test_bad_specs_are_refused_by_name(tmp_path, extra, named):
     spec = _spec(tmp_path, tmp_path / "m.csv", **extra)
     with pytest.raises(ConfigError, match=named):
         load_study(spec)
+
+
+def test_a_grid_study_tests_every_row_and_plots_from_its_json(tmp_path):
+    from geocell_engine.engine.study import run_study
+
+    manifest = make_tiny_dataset(tmp_path / "data")
+    spec = _spec(tmp_path, manifest, finalists=0, also_test=["n-4", "n-8"],
+                 plot={"x": "max_per_country", "series": ["backbone"]})
+    import yaml
+
+    raw = yaml.safe_load(spec.read_text())
+    raw["base"].update(task="country", max_per_country=12)
+    raw["variants"] = {"n-4": {"max_per_country": 4}, "n-8": {"max_per_country": 8}}
+    spec.write_text(yaml.safe_dump(raw))
+    state = run_study(load_study(spec), tmp_path / "studies", log=lambda _: None)
+    assert state["finalists"] == ["default", "n-4", "n-8"] and len(state["tests"]) == 3
+    for test in state["tests"].values():
+        iv = test["macro_f1_interval"]
+        assert 0 <= iv["low"] <= test["macro_f1"] <= iv["high"] <= 1 and test["inference_images_per_s"] > 0
+    assert (tmp_path / "studies" / "tiny" / "study.png").is_file() and state["plot"].endswith("study.png")
+    table = (tmp_path / "studies" / "tiny" / "study.md").read_text()
+    header = [c.strip() for c in table.splitlines()[0].split("|")]
+    line = [c.strip() for c in next(ln for ln in table.splitlines() if ln.startswith("| n-4 |")).split("|")]
+    assert line[header.index("test macro F1")].startswith(f"{state['tests']['n-4-s0']['macro_f1']:.3f} (")
+
+
+@pytest.mark.parametrize("plot,named", [
+    ({"x": "max_per_countri"}, "not config keys"),
+    ({"series": ["backbone"]}, "plot must be"),
+    ({"x": "max_per_country"}, "row default: the plot's x key max_per_country is None"),
+])
+def test_bad_plot_keys_are_refused_by_name(tmp_path, plot, named):
+    with pytest.raises(ConfigError, match=named):
+        load_study(_spec(tmp_path, tmp_path / "m.csv", plot=plot))

@@ -44,7 +44,7 @@ def _a_3000_row_im2gps3k_file_is_scored_in_full(checkpoint, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["rows"] == {"source": str(tmp_path / "im2gps3k_places365.csv"), "in_file": 3000, "split": "all",
                               "selected": 3000, "missing": 0, "missing_what": "missing images", "unreadable": 0,
-                              "sampled_out": 0, "scored": 3000}
+                              "sampled_out": 0, "other_countries": 0, "scored": 3000}
     assert {k: r["n"] for k, r in report["results"].items()} == {"model [geocell]": 3000, "model [osv5m]": 3000}
     assert [lv["n"] for lv in report["results"]["model [osv5m]"]["levels"]] == [3000] * 4
     assert "3,000 scored" in (out / "report.md").read_text()
