@@ -357,7 +357,9 @@ def _add_embed_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="a data set name (bluemarble-v1) or a manifest, as evaluate takes")
     p.add_argument("--split", default="test", help="train, val or test; 'all' for a manifest without a split "
                                                    "column (default: test)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the output folder")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="the output folder (default: embed-SPLIT beside the checkpoint); when the checkpoint's "
+                        "folder has a report.md, it gets a section linking the maps")
     p.add_argument("--max-samples", type=int, default=None, metavar="N", help="embed at most N samples (seeded)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(func=_cmd_embed)
@@ -371,9 +373,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         from geocell_engine.errors import DataError
 
         raise DataError(f"--max-samples must be >= 1, got {args.max_samples}")
-    result = embed_checkpoint(args.checkpoint, args.data, args.out, split=None if args.split == "all" else args.split,
+    out = args.out if args.out is not None else args.checkpoint.parent / f"embed-{args.split}"
+    result = embed_checkpoint(args.checkpoint, args.data, out, split=None if args.split == "all" else args.split,
                               max_samples=args.max_samples, device=choose_device(args.device))
-    print(f"wrote {', '.join(result['files'].values())} in {args.out}")
+    print(f"wrote {', '.join(result['files'].values())} in {out}")
     return EXIT_OK
 
 

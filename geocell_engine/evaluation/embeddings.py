@@ -276,4 +276,21 @@ def embed_checkpoint(checkpoint: str | os.PathLike, data: str, out_dir: str | os
     atomic_write(out / "embed.json", lambda p: p.write_text(text))
     for note in notes:
         log(note)
+    report_md = Path(checkpoint).parent / "report.md"
+    if report_md.is_file():
+        _link_from_report(report_md, out, data_set.split_name, files, len(frame), notes)
+        log(f"linked the maps from {report_md}")
     return json.loads(text)
+
+
+def _link_from_report(report_md: Path, out: Path, split_name: str, files: dict[str, str], n: int,
+                      notes: list[str]) -> None:
+    """The run report's ``embed-<split>`` section: links to the maps, relative to the report."""
+    from geocell_engine.evaluation.report import set_report_section
+
+    where = Path(os.path.relpath(out.resolve(), report_md.parent.resolve())).as_posix()
+    lines = [f"## Embedding maps ({split_name})", "",
+             f"{n:,} images; [embed.md]({where}/embed.md), [embeddings.parquet]({where}/{files['embeddings']}).", ""]
+    lines += [f"![{k}]({where}/{v})" for k, v in files.items() if v.endswith(".png")]
+    lines += [""] + [f"- {note}" for note in notes]
+    set_report_section(report_md, f"embed-{split_name}", "\n".join(lines))

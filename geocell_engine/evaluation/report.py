@@ -60,6 +60,7 @@ __all__ = [
     "best_worst_markdown",
     "write_report",
     "WrittenReport",
+    "set_report_section",
     "TABLE_THRESHOLDS_KM",
 ]
 
@@ -792,6 +793,43 @@ class WrittenReport:
 
 def _write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def set_report_section(report_md: str | Path, key: str, markdown: str) -> Path:
+    """Add or replace one section of an existing ``report.md``, atomically.
+
+    The section sits between ``<!-- section:KEY -->`` and ``<!-- /section:KEY -->`` markers at
+    the end of the file, so writing the same ``key`` again replaces it (an ``embed`` run again
+    on another split gets its own key) and the rest of the report is kept byte for byte.
+
+    Args:
+        report_md: the run's ``report.md``; it must exist.
+        key: the section's name (letters, digits, ``-`` and ``_``).
+        markdown: the section's text, heading included.
+
+    Raises:
+        ReportError: ``report_md`` is missing, ``key`` has other characters, or the file holds
+            an opening marker of ``key`` without its closing one.
+    """
+    import re
+
+    path = Path(report_md)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        raise ReportError(f"report section key {key!r}: expected letters, digits, '-' or '_'")
+    if not path.is_file():
+        raise ReportError(f"{path}: no report to add the {key!r} section to")
+    text = path.read_text(encoding="utf-8")
+    start, end = f"<!-- section:{key} -->", f"<!-- /section:{key} -->"
+    block = f"{start}\n{markdown.strip()}\n{end}\n"
+    if start in text:
+        head, _, rest = text.partition(start)
+        if end not in rest:
+            raise ReportError(f"{path}: {start} has no closing {end}; fix or remove it by hand")
+        _, _, tail = rest.partition(end)
+        text = head + block + tail.lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    return _write_text(path, text)
 
 
 def write_report(

@@ -70,3 +70,41 @@ def test_embed_writes_embeddings_and_maps(tiny_checkpoint, tmp_path, monkeypatch
     sim = np.asarray(result["confusion"]["similarity"])
     assert np.allclose(sim, sim.T) and np.allclose(np.diag(sim), 1.0)
     assert "![tsne](tsne.png)" in (out / "embed.md").read_text()
+
+
+def test_embed_defaults_beside_the_checkpoint_and_links_the_run_report(tiny_checkpoint, tmp_path):
+    import shutil
+
+    manifest, checkpoint = tiny_checkpoint
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(checkpoint, run / "best.pt")
+    (run / "report.md").write_text("# Report\n\nthe run's own text\n")
+    args = ["embed", str(run / "best.pt"), "--data", str(manifest), "--split", "test", "--device", "cpu"]
+    assert cli.main(args) == 0
+    assert (run / "embed-test" / "embed.json").is_file()
+    report = (run / "report.md").read_text()
+    assert report.startswith("# Report\n\nthe run's own text\n")
+    assert "![tsne](embed-test/tsne.png)" in report and "(embed-test/embeddings.parquet)" in report
+    assert cli.main(args) == 0  # again: the section is replaced, not added twice
+    assert (run / "report.md").read_text() == report
+
+
+def test_report_section_replaces_only_its_own_block(tmp_path):
+    from geocell_engine.errors import ReportError
+    from geocell_engine.evaluation.report import set_report_section
+
+    report = tmp_path / "report.md"
+    report.write_text("# R\n")
+    set_report_section(report, "a", "## A\none")
+    set_report_section(report, "b", "## B")
+    set_report_section(report, "a", "## A\ntwo")
+    text = report.read_text()
+    assert text.count("## A") == 1 and "two" in text and "one" not in text and text.index("two") < text.index("## B")  # replaced in place
+    report.write_text("# R\n<!-- section:a -->\n## A\n")
+    with pytest.raises(ReportError, match="no closing"):
+        set_report_section(report, "a", "## A")
+    with pytest.raises(ReportError, match="no report"):
+        set_report_section(tmp_path / "missing.md", "a", "x")
+    with pytest.raises(ReportError, match="key"):
+        set_report_section(report, "a b", "x")
